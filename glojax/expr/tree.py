@@ -1,0 +1,235 @@
+"""Expression trees over ``x`` (labels), ``y`` (softmax outputs) and ``logits``.
+
+A tree is the GLO genome (SPEC §4) and the body of an ``"expr:..."`` loss spec. It is
+an immutable value: :class:`Leaf` (a variable or a constant) or :class:`Node` (an
+operator applied to child trees). Trees are parsed from text with :mod:`ast` (never
+``eval``), printed back with :func:`to_string`, and compiled to a jnp function with
+:func:`compile_jnp` — the direct reference that fixed-size programs are checked against.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from typing import Callable, Union
+
+import jax
+import jax.numpy as jnp
+
+VARIABLES = ("x", "y", "logits")
+UNARY_OPS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "log": jnp.log,
+    "square": jnp.square,
+    "sqrt": jnp.sqrt,
+    "neg": jnp.negative,
+}
+BINARY_OPS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "+": jnp.add,
+    "-": jnp.subtract,
+    "*": jnp.multiply,
+    "/": jnp.divide,
+}
+_AST_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+  """A variable (``"x"``, ``"y"``, ``"logits"``) or a float constant."""
+  value: Union[str, float]
+
+  def __post_init__(self):
+    if isinstance(self.value, str) and self.value not in VARIABLES:
+      raise ValueError(f"unknown variable {self.value!r}; known: {VARIABLES}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+  """Operator ``op`` applied to ``children`` (1 for unary ops, 2 for binary)."""
+  op: str
+  children: tuple
+
+  def __post_init__(self):
+    if self.op in UNARY_OPS:
+      arity = 1
+    elif self.op in BINARY_OPS:
+      arity = 2
+    else:
+      raise ValueError(f"unknown operator {self.op!r}; known: "
+                       f"{sorted(UNARY_OPS) + sorted(BINARY_OPS)}")
+    if len(self.children) != arity:
+      raise ValueError(f"operator {self.op!r} takes {arity} argument(s), "
+                       f"got {len(self.children)}")
+
+
+Tree = Union[Leaf, Node]
+
+
+def parse(text: str, *, allow_logits: bool = True) -> Tree:
+  """Parses an expression such as ``"log(y) - x / y"`` into a tree.
+
+  Grammar: numbers, the variables ``x``, ``y`` (and ``logits`` if allowed), the
+  unary functions ``log``, ``square``, ``sqrt``, unary minus, ``+ - * /`` and ``**2``
+  (read as ``square``), with parentheses.
+
+  Args:
+    text: the expression.
+    allow_logits: whether the ``logits`` variable may appear.
+
+  Returns:
+    The tree.
+
+  Raises:
+    ValueError: naming the offending part, for any syntax error, unknown name,
+      unsupported construct or wrong number of arguments.
+  """
+  if not isinstance(text, str) or not text.strip():
+    raise ValueError(f"empty expression: {text!r}")
+  try:
+    module = ast.parse(text.strip(), mode="eval")
+  except SyntaxError as e:
+    raise ValueError(f"cannot parse expression {text!r}: {e.msg}") from None
+  return _from_ast(module.body, text, allow_logits)
+
+
+def _from_ast(node: ast.AST, text: str, allow_logits: bool) -> Tree:
+  where = ast.get_source_segment(text.strip(), node) or ast.dump(node)
+  if isinstance(node, ast.Constant):
+    if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+      raise ValueError(f"in {text!r}: constant {where!r} is not a number")
+    return Leaf(float(node.value))
+  if isinstance(node, ast.Name):
+    if node.id not in VARIABLES or (node.id == "logits" and not allow_logits):
+      allowed = VARIABLES if allow_logits else ("x", "y")
+      raise ValueError(f"in {text!r}: unknown variable {node.id!r}; allowed: {allowed}")
+    return Leaf(node.id)
+  if isinstance(node, ast.UnaryOp):
+    operand = _from_ast(node.operand, text, allow_logits)
+    if isinstance(node.op, ast.USub):
+      if isinstance(operand, Leaf) and isinstance(operand.value, float):
+        return Leaf(-operand.value)
+      return Node("neg", (operand,))
+    if isinstance(node.op, ast.UAdd):
+      return operand
+    raise ValueError(f"in {text!r}: unsupported unary operator in {where!r}")
+  if isinstance(node, ast.BinOp):
+    if isinstance(node.op, ast.Pow):
+      if isinstance(node.right, ast.Constant) and node.right.value == 2:
+        return Node("square", (_from_ast(node.left, text, allow_logits),))
+      raise ValueError(f"in {text!r}: only '**2' is supported, got {where!r}")
+    op = _AST_BINOPS.get(type(node.op))
+    if op is None:
+      raise ValueError(f"in {text!r}: unsupported operator in {where!r}")
+    return Node(op, (_from_ast(node.left, text, allow_logits),
+                     _from_ast(node.right, text, allow_logits)))
+  if isinstance(node, ast.Call):
+    if not isinstance(node.func, ast.Name) or node.func.id not in UNARY_OPS \
+        or node.func.id == "neg":
+      raise ValueError(f"in {text!r}: unknown function in {where!r}; known: "
+                       f"{sorted(k for k in UNARY_OPS if k != 'neg')}")
+    if node.keywords or len(node.args) != 1:
+      raise ValueError(f"in {text!r}: {node.func.id}() takes exactly one argument, "
+                       f"got {where!r}")
+    return Node(node.func.id, (_from_ast(node.args[0], text, allow_logits),))
+  raise ValueError(f"in {text!r}: unsupported construct {where!r}")
+
+
+def _format_constant(value: float) -> str:
+  return repr(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def to_string(tree: Tree) -> str:
+  """Prints a tree as an expression that :func:`parse` maps back to the same tree."""
+  if isinstance(tree, Leaf):
+    if isinstance(tree.value, str):
+      return tree.value
+    text = _format_constant(tree.value)
+    return f"({text})" if tree.value < 0 else text
+  if tree.op == "neg":
+    return f"-({to_string(tree.children[0])})"
+  if tree.op in UNARY_OPS:
+    return f"{tree.op}({to_string(tree.children[0])})"
+  left, right = tree.children
+  left_s, right_s = to_string(left), to_string(right)
+  prec = _PRECEDENCE[tree.op]
+  if isinstance(left, Node) and left.op in _PRECEDENCE and _PRECEDENCE[left.op] < prec:
+    left_s = f"({left_s})"
+  # Right operand: parenthesize equal precedence too (a - (b - c), a / (b * c)).
+  if isinstance(right, Node) and right.op in _PRECEDENCE and _PRECEDENCE[right.op] <= prec:
+    right_s = f"({right_s})"
+  return f"{left_s} {tree.op} {right_s}"
+
+
+def variables(tree: Tree) -> set[str]:
+  """The set of variable names used by ``tree``."""
+  if isinstance(tree, Leaf):
+    return {tree.value} if isinstance(tree.value, str) else set()
+  out: set[str] = set()
+  for child in tree.children:
+    out |= variables(child)
+  return out
+
+
+def size(tree: Tree) -> int:
+  """Number of nodes and leaves in ``tree``."""
+  if isinstance(tree, Leaf):
+    return 1
+  return 1 + sum(size(c) for c in tree.children)
+
+
+def depth(tree: Tree) -> int:
+  """Depth of ``tree`` (a leaf has depth 0)."""
+  if isinstance(tree, Leaf):
+    return 0
+  return 1 + max(depth(c) for c in tree.children)
+
+
+def evaluate(tree: Tree, x: jax.Array, y: jax.Array, logits: jax.Array | None = None
+             ) -> jax.Array:
+  """Evaluates ``tree`` elementwise on arrays ``x``, ``y`` (and ``logits``).
+
+  Args:
+    tree: the expression.
+    x, y, logits: arrays of one broadcastable shape ``[..., n]``.
+
+  Returns:
+    ``f(x, y[, logits])`` with the broadcast shape; constants broadcast.
+  """
+  if isinstance(tree, Leaf):
+    if tree.value == "x":
+      return x
+    if tree.value == "y":
+      return y
+    if tree.value == "logits":
+      if logits is None:
+        raise ValueError("the expression uses 'logits' but none were given")
+      return logits
+    return jnp.full(jnp.shape(y), tree.value, dtype=jnp.result_type(y))
+  args = [evaluate(c, x, y, logits) for c in tree.children]
+  if tree.op in UNARY_OPS:
+    return UNARY_OPS[tree.op](*args)
+  return BINARY_OPS[tree.op](*args)
+
+
+def compile_jnp(tree: Tree) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  r"""Compiles a GLO tree to a loss ``(logits, labels) -> per_example_loss``.
+
+  .. math:: L = -\frac{1}{n} \sum_{i=1}^n f(x_i, y_i[, \tilde y_i]),\quad
+            y = \mathrm{softmax}(\tilde y)
+
+  (GLO paper §III; SPEC §4.) This direct compile is the reference for the
+  fixed-size program interpreter.
+
+  Args:
+    tree: the expression ``f``.
+
+  Returns:
+    A pure function of ``logits, labels: float[..., n]`` returning ``float[...]``.
+  """
+  def loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    y = jax.nn.softmax(logits, axis=-1)
+    return -jnp.mean(evaluate(tree, labels, y, logits), axis=-1)
+
+  loss.__name__ = "expr_loss"
+  loss.__doc__ = f"GLO expression loss: L = -(1/n) sum_i [{to_string(tree)}]"
+  return loss
