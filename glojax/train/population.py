@@ -102,7 +102,7 @@ class _Programs:
     finite_logits = True
     n_examples = len(getattr(t.dataset, split))
     for images, labels, mask in t.eval_batches(split):
-      out = self.eval_batch(state.params, images, labels, mask)
+      out = self.eval_batch(state, images, labels, mask)
       correct = correct + out["correct"]
       ce_sum = ce_sum + out["ce_sum"]
       finite_logits = finite_logits & out["finite_logits"]
