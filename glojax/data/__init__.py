@@ -130,3 +130,8 @@ def load_mnist5k(*, seed: int = 0, train_fraction: float = 0.8,
                                          test_fraction), seed)
   return Dataset("mnist5k", Split(images[tr], labels[tr]), Split(images[va], labels[va]),
                  Split(images[te], labels[te]), num_classes=10)
+
+
+# More loaders, registered on import: IDX files (Fashion-MNIST, MNIST) and TFDS.
+from glojax.data import idx as _idx  # noqa: E402,F401
+from glojax.data import tfds as _tfds  # noqa: E402,F401
