@@ -7,7 +7,9 @@ candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorizatio
 * ``"vmap"`` — ``jit(vmap(...))`` over the candidate axis: one program for all K;
 * ``"sequential"`` — the single-candidate program, called K times (compiled once);
 * ``"auto"`` — ``vmap`` on accelerators and for dense models; ``sequential`` for conv
-  models on CPU, where vmap turns convolutions into slow grouped convolutions.
+  models on CPU, where vmap turns convolutions into slow grouped convolutions;
+* ``"sharded"`` — the ``vmap`` program with the candidate axis split over all devices
+  (:func:`glojax.train.parallel.run_population_sharded`).
 
 Candidates are independent inside the vmapped program, so a NaN in one cannot change
 another's weights or fitness.
@@ -26,7 +28,7 @@ import numpy as np
 from glojax import models as models_lib
 from glojax.train.trainer import Trainer
 
-STRATEGIES = ("auto", "vmap", "sequential")
+STRATEGIES = ("auto", "vmap", "sequential", "sharded")
 
 
 @dataclasses.dataclass
@@ -146,7 +148,8 @@ def evaluate_population(trainer: Trainer,
     loss_params: pytree whose leaves have a leading candidate axis ``K`` (e.g.
       TaylorGLO ``theta: float32[K, 8]``).
     keys: ``uint32[K, 2]`` one PRNG key per candidate (weights, batches, dropout).
-    strategy: ``"vmap"`` (default), ``"sequential"`` or ``"auto"`` (module docstring).
+    strategy: ``"vmap"`` (default), ``"sequential"``, ``"sharded"`` or ``"auto"``
+      (module docstring).
     nan_retries: a candidate whose training produced NaN/inf is retrained up to this
       many times with keys ``fold_in(keys[k], attempt)``; if it still fails its
       fitness is 0.
@@ -176,6 +179,10 @@ def evaluate_population(trainer: Trainer,
 
   if strategy == "vmap":
     metrics = _programs(trainer, True).run(loss_params, keys, split, progress)
+  elif strategy == "sharded":
+    from glojax.train.parallel import run_population_sharded
+    metrics = run_population_sharded(_programs(trainer, True), loss_params, keys, split,
+                                     progress)
   else:
     single = _programs(trainer, False)
     rows = [single.run(_take(loss_params, i), keys[i], split, progress) for i in range(k)]

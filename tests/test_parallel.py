@@ -1,0 +1,73 @@
+"""Multi-device training on 2 forced host CPU devices, in a subprocess.
+
+XLA_FLAGS must be set before jax is imported, and the main pytest process has one CPU
+device, so tests/_parallel_check.py runs in a child process and prints its results.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from glojax.train import parallel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def two_device_results():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "_parallel_check.py")],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_data_parallel_loss_curve_matches_one_device(two_device_results):
+  one, two = two_device_results["dp_train_loss"]
+  assert len(one) == 4
+  np.testing.assert_allclose(two, one, rtol=1e-5)
+  assert two_device_results["dp_eval_accuracy"][0] == two_device_results["dp_eval_accuracy"][1]
+  t1, t2 = two_device_results["dp_test"]
+  assert t1["accuracy"] == t2["accuracy"]
+  np.testing.assert_allclose(t2["loss"], t1["loss"], rtol=1e-5)
+
+
+def test_data_parallel_really_shards(two_device_results):
+  # Two devices: the gradient needs an all-reduce; params stay replicated.
+  assert two_device_results["dp2_all_reduce"] is True
+  assert two_device_results["dp1_all_reduce"] is False
+  assert two_device_results["dp2_sharding"] == "P()"
+
+
+def test_population_sharding_matches_unsharded(two_device_results):
+  ref, shd = two_device_results["pop_fitness"]
+  assert len(ref) == 3  # K=3 padded to 4 internally, padding dropped
+  np.testing.assert_array_equal(shd, ref)
+  np.testing.assert_allclose(*two_device_results["pop_train_loss"][::-1], rtol=1e-5)
+  assert two_device_results["pop_state_sharding"] == "P('pop',)"
+
+
+def test_make_mesh_rejects_bad_device_count():
+  with pytest.raises(ValueError, match="num_devices"):
+    parallel.make_mesh(len(jax.devices()) + 1)
+
+
+def test_data_parallel_rejects_indivisible_batch():
+  from glojax import data, models
+  from glojax.losses import core
+  from glojax.train.trainer import Trainer, TrainConfig
+
+  class FakeMesh:
+    axis_names = ("data",)
+    devices = np.zeros(3)
+
+  trainer = Trainer(models.get("mlp", num_classes=10, hidden=(4,)), data.load("mnist5k"),
+                    lambda p, l, y: core.cross_entropy(l, y), TrainConfig(batch_size=10))
+  with pytest.raises(ValueError, match="batch_size=10 is not divisible"):
+    parallel.DataParallel(trainer, FakeMesh())
