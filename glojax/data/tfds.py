@@ -77,6 +77,7 @@ def tfds_arrays(tfds_name: str, split: str, data_dir: Optional[str] = None,
       ``download`` is False; the message says how to obtain it.
   """
   import tensorflow_datasets as tfds
+  data_dir = data_dir or None  # "" from a config means TFDS's default
   try:
     source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=download,
                               builder_kwargs={"file_format": "array_record"}
