@@ -74,3 +74,36 @@ def test_loss_spec_fallback_parses_taylorglo_and_rejects_junk():
     loss_from_spec("taylorglo(theta=[1, 2])")
   with pytest.raises(ValueError):
     loss_from_spec("__import__('os')")
+
+
+def _load_config(name):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(ROOT, "experiments", "configs", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_table51_and_glo_configs_are_valid():
+  from glojax import models
+  from glojax.data import augment
+  from glojax.train.experiment import _TRAIN_FIELDS
+  from glojax.train.trainer import TrainConfig
+  table = _load_config("train_table51")
+  configs = {row: table.get_config(row) for row in table.ROWS}
+  configs["glo"] = _load_config("train_glo_cifar").get_config()
+  for row, c in configs.items():
+    tc = TrainConfig(**{f: c.train[f] for f in _TRAIN_FIELDS})
+    assert c.model.name in models.names(), row
+    assert tc.batch_size in (128, 1024) and tc.momentum in (0.0, 0.9)
+    assert max(tc.boundaries) < tc.steps, row
+    augment.parse(tc.augment)
+  # Spot checks against the literature recipes quoted in the docstring.
+  assert configs["resnet20"].train.boundaries == (32000, 48000)
+  assert configs["wrn16_8_cutout"].train.augment.endswith("cutout=16")
+  assert configs["pyramidnet110_a48"].dataset.name == "cifar100"
+  assert configs["svhn_wrn28_5"].dataset.name == "svhn"
+  assert dict(configs["allcnn_c_aux"].model.options) == {"aux_heads": True}
+  with pytest.raises(ValueError, match="unknown Table 5.1 row"):
+    table.get_config("vgg16")
