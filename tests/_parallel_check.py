@@ -65,17 +65,17 @@ def main():
   # Population sharding: 3 candidates (padded to 4) of an MLP, vmap vs sharded.
   mlp = models.get("mlp", num_classes=10, hidden=(32,))
   pt = Trainer(mlp, ds, lambda p, l, y: core.taylorglo(p, l, y),
-               TrainConfig(steps=20, batch_size=32, learning_rate=0.5, loop="python"))
+               TrainConfig(steps=10, batch_size=32, learning_rate=0.5, loop="python"))
   thetas = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
   keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  ref = evaluate_population(pt, thetas, keys, strategy="vmap", nan_retries=0)
+  shd = evaluate_population(pt, thetas, keys, strategy="sharded", nan_retries=0)
   from glojax.train.population import _programs
   sharded_keys = parallel._global_array(
-      np.asarray(jax.random.split(jax.random.PRNGKey(1), 4)),
+      np.asarray(np.concatenate([keys, keys[-1:]])),
       jax.sharding.NamedSharding(parallel.make_mesh(axis_name="pop"),
                                  jax.sharding.PartitionSpec("pop")))
   out["pop_state_sharding"] = str(_programs(pt, True).init(sharded_keys).key.sharding.spec)
-  ref = evaluate_population(pt, thetas, keys, strategy="vmap", nan_retries=0)
-  shd = evaluate_population(pt, thetas, keys, strategy="sharded", nan_retries=0)
   out["pop_fitness"] = [ref.fitness.tolist(), shd.fitness.tolist()]
   out["pop_train_loss"] = [ref.metrics["train_loss"].tolist(),
                            shd.metrics["train_loss"].tolist()]

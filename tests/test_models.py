@@ -1,5 +1,6 @@
 """Model zoo: parameter counts against published values, batch norm, aux heads, trainer."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,30 @@ from glojax import data, models
 from glojax.losses import core
 from glojax.models.cifar import local_response_norm
 from glojax.train.trainer import Trainer, TrainConfig, TrainState
+
+class TinyBN(nn.Module):
+  """conv 3×3·4 → BatchNorm → ReLU → dense (cheap to compile; BN semantics only)."""
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Conv(4, (3, 3), use_bias=False)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1)))
+
+
+class TinyAux(nn.Module):
+  """A dense net that sows two auxiliary logits like AllCNN-C(aux_heads=True)."""
+  num_classes: int = 10
+  aux_heads: bool = True
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = nn.relu(nn.Dense(8)(x.reshape((x.shape[0], -1))))
+    for _ in range(2):
+      self.sow("intermediates", "aux_logits", nn.Dense(self.num_classes)(h))
+    return nn.Dense(self.num_classes)(h)
+
 
 # (name, options, num_classes, image side, exact count, published millions, source).
 # Exact counts are ours; each equals the published figure rounded as published.
@@ -79,33 +104,35 @@ def test_local_response_norm_matches_definition():
   np.testing.assert_allclose(local_response_norm(jnp.asarray(x), r, k, a, b), ref, rtol=1e-5)
 
 
-def test_batch_norm_train_vs_eval_mode():
-  model = models.get("resnet", num_classes=10, depth=8)
-  x = jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 3)) * 3 + 1
-  v = model.init(jax.random.PRNGKey(0), x, train=False)
-  assert set(v) == {"params", "batch_stats"}
-  # Eval: running averages, so an image's logits do not depend on the rest of the batch.
-  full = model.apply(v, x, train=False)
-  np.testing.assert_allclose(model.apply(v, x[:1], train=False), full[:1], rtol=1e-5,
-                             atol=1e-6)
-  # Train: batch statistics (batch-dependent) and updated running averages.
-  out, upd = model.apply(v, x, train=True, mutable=["batch_stats"])
-  out1, _ = model.apply(v, x[:2], train=True, mutable=["batch_stats"])
-  assert not np.allclose(out[:2], out1, atol=1e-4)
-  first = jax.tree_util.tree_leaves(upd["batch_stats"])[0]
-  before = jax.tree_util.tree_leaves(v["batch_stats"])[0]
-  assert not np.allclose(first, before)
-
-
 def test_allcnn_aux_heads_sow_two_logits():
   model = models.get("allcnn_c", num_classes=10, aux_heads=True)
-  x = jnp.ones((2, 12, 12, 3))
-  v = model.init(jax.random.PRNGKey(0), x)
-  logits, inter = model.apply(v, x, train=False, mutable=["intermediates"])
+  x = jnp.ones((2, 32, 32, 3))
+  v = _shapes(model, 32)
+  logits, inter = jax.eval_shape(
+      lambda: model.apply(model.init(jax.random.PRNGKey(0), x), x, mutable=["intermediates"]))
   aux = inter["intermediates"]["aux_logits"]
   assert logits.shape == (2, 10) and len(aux) == 2
   assert all(a.shape == (2, 10) for a in aux)
-  assert all(np.all(np.asarray(a) >= 0) for a in aux)  # ReLU before pooling, as printed
+  assert set(v["params"]) - set(_shapes(models.get("allcnn_c", num_classes=10), 32)["params"])
+
+
+def test_batch_norm_train_vs_eval_mode():
+  model = TinyBN()
+  x = jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 3)) * 3 + 1
+  v = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.PRNGKey(0))
+  assert set(v) == {"params", "batch_stats"}
+  evaluate = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  train = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+  # Eval: running averages, so an image's logits do not depend on the rest of the batch.
+  np.testing.assert_allclose(evaluate(v, x[:1]), evaluate(v, x)[:1], rtol=1e-5, atol=1e-6)
+  # Train: batch statistics (batch-dependent) and running mean ← 0.9·0 + 0.1·batch mean.
+  out, upd = train(v, x)
+  out1, _ = train(v, x[:2])
+  assert not np.allclose(out[:2], out1, atol=1e-4)
+  conv = nn.Conv(4, (3, 3), use_bias=False).apply({"params": v["params"]["Conv_0"]}, x)
+  np.testing.assert_allclose(upd["batch_stats"]["BatchNorm_0"]["mean"],
+                             0.1 * np.asarray(conv).mean(axis=(0, 1, 2)), rtol=1e-4,
+                             atol=1e-6)
 
 
 def _ce(p, logits, labels):
@@ -124,7 +151,7 @@ def tiny_cifar_like(tiny_mnist):
 def test_trainer_keeps_batch_stats_in_state(tiny_cifar_like):
   cfg = TrainConfig(steps=2, batch_size=8, learning_rate=0.05, momentum=0.9,
                     steps_per_call=1, eval_batch_size=50)
-  t = Trainer(models.get("resnet", num_classes=10, depth=8), tiny_cifar_like, _ce, cfg)
+  t = Trainer(TinyBN(), tiny_cifar_like, _ce, cfg)
   assert t.has_batch_stats
   state = t.init(jax.random.PRNGKey(0))
   new = jax.jit(t.train_step)(state, jnp.zeros(0), t.data)
@@ -138,22 +165,28 @@ def test_trainer_keeps_batch_stats_in_state(tiny_cifar_like):
     t.eval_batch(new.params, images, labels, mask)
 
 
-def test_aux_loss_weight_adds_aux_losses(tiny_cifar_like):
-  def first_loss(weight, **kw):
-    cfg = TrainConfig(steps=1, batch_size=8, steps_per_call=1, aux_loss_weight=weight, **kw)
-    t = Trainer(models.get("allcnn_c", num_classes=10, aux_heads=True), tiny_cifar_like,
-                _ce, cfg)
-    return t, float(t.train_step(t.init(jax.random.PRNGKey(0)), jnp.zeros(0),
-                                 t.data).last_loss)
-  t, main_only = first_loss(0.0)
-  assert t.has_aux_heads
-  _, with_aux = first_loss(0.3)
-  # CE of a 10-class head is > 0, so the aux terms strictly add (same init, same batch).
-  assert with_aux > main_only + 0.3 * 2 * 1.0
-  t = Trainer(t.model, tiny_cifar_like, _ce,
-              TrainConfig(steps=1, batch_size=8, separate_aux_losses=True))
+def test_aux_heads_add_weighted_aux_losses(tiny_cifar_like):
+  t = Trainer(TinyAux(), tiny_cifar_like, _ce, TrainConfig(steps=1, batch_size=4))
+  assert t.has_aux_heads and not t.has_batch_stats
+  state = jax.jit(t.init)(jax.random.PRNGKey(0))
+  images = jnp.asarray(tiny_cifar_like.train.images[:4])
+  labels = jax.nn.one_hot(tiny_cifar_like.train.labels[:4], 10)
+  apply = jax.jit(lambda p, s, x, k: t._apply(p, s, x, train=True, dropout_key=k))
+  logits, aux, _ = apply(state.params, state.batch_stats, images, jax.random.PRNGKey(1))
+  assert logits.shape == (4, 10) and len(aux) == 2
+  assert all(a.shape == (4, 10) for a in aux)
+  main = float(jnp.mean(core.cross_entropy(logits, labels)))
+  aux_ce = [float(jnp.mean(core.cross_entropy(a, labels))) for a in aux]
+  total = float(t._objective(jnp.zeros(0), logits, aux, labels))
+  assert total == pytest.approx(main + 0.3 * sum(aux_ce), rel=1e-5)
+  # Separate losses per head: (main, aux1, aux2) parameter sets; here a scale per head.
+  scaled = lambda p, lg, lb: p * core.cross_entropy(lg, lb)
+  t2 = Trainer(t.model, tiny_cifar_like, scaled,
+               TrainConfig(steps=1, batch_size=4, separate_aux_losses=True))
+  total2 = float(t2._objective((1.0, 2.0, 3.0), logits, aux, labels))
+  assert total2 == pytest.approx(main + 0.3 * (2 * aux_ce[0] + 3 * aux_ce[1]), rel=1e-5)
   with pytest.raises(ValueError, match="tuple of 3"):
-    t.train_step(t.init(jax.random.PRNGKey(0)), jnp.zeros(0), t.data)
+    t2._objective(jnp.zeros(0), logits, aux, labels)
 
 
 def test_schedules():

@@ -47,6 +47,7 @@ def test_data_parallel_really_shards(two_device_results):
 def test_population_sharding_matches_unsharded(two_device_results):
   ref, shd = two_device_results["pop_fitness"]
   assert len(ref) == 3  # K=3 padded to 4 internally, padding dropped
+  assert len(set(two_device_results["pop_train_loss"][0])) == 3  # candidates differ
   np.testing.assert_array_equal(shd, ref)
   np.testing.assert_allclose(*two_device_results["pop_train_loss"][::-1], rtol=1e-5)
   assert two_device_results["pop_state_sharding"] == "P('pop',)"
