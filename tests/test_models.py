@@ -236,3 +236,21 @@ def test_existing_mlp_result_unchanged(mnist5k):
   m = t.train(jnp.zeros(1), jax.random.PRNGKey(0))
   assert float(m["accuracy"]) == pytest.approx(0.846)
   assert float(m["loss"]) == pytest.approx(0.77396965, rel=1e-5)
+
+
+def test_scan_and_python_loops_agree_with_batch_norm_and_augmentation(tiny_cifar_like):
+  # loop="scan" (the accelerator default) and loop="python" (CPU) run the same steps.
+  from glojax.train.population import evaluate_population
+  results = []
+  for loop in ("python", "scan"):
+    cfg = TrainConfig(steps=3, batch_size=8, learning_rate=0.05, momentum=0.9,
+                      steps_per_call=1, loop=loop, eval_batch_size=100,
+                      augment="pad_crop=2,flip,cutout=4,normalize=per_channel")
+    t = Trainer(TinyBN(), tiny_cifar_like, _ce, cfg)
+    results.append(evaluate_population(t, jnp.zeros((2, 1)), jax.random.split(
+        jax.random.PRNGKey(0), 2), strategy="sequential", nan_retries=0))
+  np.testing.assert_array_equal(results[0].fitness, results[1].fitness)
+  np.testing.assert_allclose(results[0].metrics["loss"], results[1].metrics["loss"],
+                             rtol=1e-5)
+  assert results[0].metrics["finite"].all()
+  assert results[0].metrics["loss"][0] != results[0].metrics["loss"][1]  # keys differ
