@@ -65,7 +65,8 @@ def main():
   # Population sharding: 3 candidates (padded to 4) of an MLP, vmap vs sharded.
   mlp = models.get("mlp", num_classes=10, hidden=(32,))
   pt = Trainer(mlp, ds, lambda p, l, y: core.taylorglo(p, l, y),
-               TrainConfig(steps=10, batch_size=32, learning_rate=0.5, loop="python"))
+               TrainConfig(steps=4, batch_size=32, learning_rate=0.5, steps_per_call=2,
+                           loop="python"))
   thetas = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
   keys = jax.random.split(jax.random.PRNGKey(1), 3)
   ref = evaluate_population(pt, thetas, keys, strategy="vmap", nan_retries=0)

@@ -28,6 +28,7 @@ def two_device_results():
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_data_parallel_loss_curve_matches_one_device(two_device_results):
   one, two = two_device_results["dp_train_loss"]
   assert len(one) == 4
@@ -38,12 +39,14 @@ def test_data_parallel_loss_curve_matches_one_device(two_device_results):
   np.testing.assert_allclose(t2["loss"], t1["loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_data_parallel_really_shards(two_device_results):
   # Two devices: the gradient needs an all-reduce; params stay replicated.
   assert two_device_results["dp2_all_reduce"] is True
   assert two_device_results["dp2_sharding"] == "P()"
 
 
+@pytest.mark.slow
 def test_population_sharding_matches_unsharded(two_device_results):
   ref, shd = two_device_results["pop_fitness"]
   assert len(ref) == 3  # K=3 padded to 4 internally, padding dropped

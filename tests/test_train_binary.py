@@ -21,6 +21,7 @@ def _run(args, timeout=300):
                         text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_quick_config_trains_reports_and_resumes(tmp_path):
   args = [f"--config={CONFIG}", f"--workdir={tmp_path}"]
   if idx.find_idx_files(idx.FASHION_MNIST_DIR) is None:  # CI installs the real files
