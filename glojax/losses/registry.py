@@ -235,6 +235,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
   for kw in body.keywords:
     if kw.arg is None:
       raise ValueError(f"in loss spec {spec!r}: '**' arguments are not allowed")
+    if kw.arg in kwargs:
+      raise ValueError(f"in loss spec {spec!r}: keyword {kw.arg!r} repeated")
     kwargs[kw.arg] = _literal(spec, kw.value, kw.arg)
   return name, kwargs
 
