@@ -6,6 +6,10 @@ class is class 1 (labels ``[0, 1]``), and the network predicts probability ``p``
 it (softmax outputs ``[1-p, p]``). The whole two-class loss is evaluated, both
 summands included — that is what reproduces the papers' minima (Baikal near 0.71,
 BaikalCMA near 0.77, every NeuroLoss at 0.99998).
+
+Losses that read the logits themselves (``fast_logit``, ``expr:`` trees using
+``logits``) are not shift-invariant; their phenotype is taken at the particular logits
+``log([1-p, p])`` (log-sum-exp 0).
 """
 
 from __future__ import annotations
