@@ -31,8 +31,9 @@ def test_population_equals_training_alone(tiny_mnist):
                              atol=1.01 / len(tiny_mnist.validation))
   # Different θ and keys really train differently (the comparison is not vacuous).
   assert len(set(np.round(pop.metrics["loss"], 5))) == 4
-  seq = evaluate_population(trainer, thetas, keys, strategy="sequential")
-  np.testing.assert_allclose(seq.metrics["loss"], pop.metrics["loss"], rtol=1e-4)
+  for strategy in ("sequential", "unroll"):
+    other = evaluate_population(trainer, thetas, keys, strategy=strategy)
+    np.testing.assert_allclose(other.metrics["loss"], pop.metrics["loss"], rtol=1e-4)
 
 
 def test_members_get_distinct_initializations(tiny_mnist):
@@ -112,7 +113,7 @@ def test_new_candidates_do_not_recompile(tiny_mnist):
     return original(*args, **kwargs)
 
   trainer.train_step = counting_step
-  for strategy in ("vmap", "sequential"):
+  for strategy in ("vmap", "unroll", "sequential"):
     evaluate_population(trainer, _thetas(3, seed=0), jax.random.split(jax.random.PRNGKey(0), 3),
                         strategy=strategy)
     after_first = traces["step"]
