@@ -68,6 +68,14 @@ def test_workdir_contents(tmp_path):
   assert out["best_fitness"] == max(r["best"] for r in log)
   spec = open(os.path.join(wd, "best_loss.txt")).read().strip()
   assert spec == out["best_spec"] and spec.startswith("taylorglo(theta=[")
+  # The saved spec loads with the registry as exactly the best θ's loss.
+  from glojax import losses
+  logits = np.random.default_rng(0).normal(size=(5, 10)).astype(np.float32)
+  labels = np.eye(10, dtype=np.float32)[[0, 3, 9, 2, 2]]
+  np.testing.assert_allclose(
+      losses.get(spec)(logits, labels),
+      losses.taylorglo(np.asarray(out["best_theta"], np.float32), logits, labels),
+      rtol=1e-6)
   final = json.load(open(os.path.join(wd, "final.json")))
   assert len(final["candidate"]["runs"]) == 2 and 0 <= final["welch"]["p"] <= 1
   # Finishing again is a no-op resume that reports the same best.
