@@ -28,3 +28,4 @@ from glojax.analysis.theory import (
     theta_from_c_coefficients,
     zero_error_coefficients,
 )
+from glojax.analysis.phenotype import binary_logits, binary_phenotype, plot_binary_phenotypes  # noqa: F401
