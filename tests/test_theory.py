@@ -394,3 +394,40 @@ def test_label_smoothing_errors():
     T.label_smoothing_theta(jnp.zeros(8), 1.0, 10)
   with pytest.raises(ValueError, match="alpha"):
     T.label_smoothing_theta(jnp.zeros(8), -0.1, 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every registered loss
+
+
+def _registered_losses():
+  from glojax import losses
+  out = []
+  for name in losses.names():
+    if name == "taylorglo":
+      out.append(losses.get("taylorglo(theta=[0, 0, 0, -1, 0, 2, 0, 0])"))
+    else:
+      out.append(losses.get(name))
+  return out
+
+
+def test_registry_mse_and_baikal_gamma_match_closed_forms():
+  from glojax import losses
+  probs, labels = random_batch(13)
+  for name, closed in [("mse", T.gamma_mse), ("baikal", T.gamma_baikal)]:
+    got = T.gamma(losses.get(name), probs, labels)
+    np.testing.assert_allclose(got, T.centre_gamma(closed(probs, labels), probs), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_every_registered_loss_has_finite_gamma_and_curve():
+  eps = np.linspace(0.05, 0.95, 7)
+  for loss in _registered_losses():
+    curve = T.characteristic_curve(loss, 10, eps)
+    assert np.all(np.isfinite(curve.strength)), loss.spec
+    assert np.all(np.abs(curve.strength) < 1), loss.spec
+    ne = T.null_epoch(loss, 10)
+    assert np.isfinite(ne.gamma_target) and np.isfinite(ne.gamma_nontarget), loss.spec
+    if loss.name in ("cross_entropy", "mse", "baikal", "baikal_cma", "label_smoothing",
+                     "polyloss", "taylorglo"):
+      assert T.is_trainable_loss(loss, 10), loss.spec
