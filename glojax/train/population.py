@@ -162,6 +162,7 @@ def evaluate_population(trainer: Trainer,
     ValueError: for an unknown strategy, mismatched leading axes, or bad keys.
   """
   strategy = resolve_strategy(strategy, model_name)
+  trainer.eval_batches(split)  # raises ValueError for an unknown split before training
   keys = jnp.asarray(keys)
   if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
     raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
