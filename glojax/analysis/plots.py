@@ -105,7 +105,7 @@ def plot_attraction_curves(losses: Mapping[str, object],
   ax.set_xlabel(r"$\epsilon$ (1 - target probability)")
   ax.set_ylabel("attraction to zero training error")
   ax.set_title(title or "Zero-training-error attraction (eq. 6.51)")
-  ax.legend(fontsize="small")
+  ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
   return _save(fig, path)
 
 
