@@ -235,12 +235,24 @@ def gamma(loss: Loss,
   if from_logits:
     probs = jax.nn.softmax(probs, axis=-1)
   scale = _class_scale(probs.shape[-1], class_reduction, "gamma")
+  try:
+    hash(loss)
+  except TypeError:  # unhashable callable: no compile cache, trace directly
+    return _gamma_trace(loss, probs, labels, space, scale)
+  return _gamma_jit(loss, probs, labels, space, scale)
+
+
+def _gamma_trace(loss, probs, labels, space, scale):
   if space == "probs":
     grad = jax.grad(lambda h: jnp.sum(loss(h, labels)))(probs)
     return -scale * grad
   logits = jnp.log(probs)
   grad = jax.grad(lambda z: jnp.sum(loss(z, labels)))(logits)
   return -scale * grad / probs
+
+
+# Jitted per (loss, space, scale, shapes): repeated analyses of one loss compile once.
+_gamma_jit = jax.jit(_gamma_trace, static_argnums=(0, 3, 4))
 
 
 # --------------------------------------------------------------------------------------------
