@@ -384,7 +384,8 @@ def test_label_smoothing_cross_entropy_equivalence_of_gammas():
   smooth = optax.smooth_labels(hard, alpha)
 
   def g(cc, x):
-    return cc.c1 + cc.c_h * probs + cc.c_hh * probs**2 + cc.c_hy * probs * x + cc.c_y * x + cc.c_yy * x**2
+    return (cc.c1 + cc.c_h * probs + cc.c_hh * probs**2 + cc.c_hy * probs * x + cc.c_y * x
+            + cc.c_yy * x**2)
 
   np.testing.assert_allclose(g(c_hat, hard), T.gamma_mse(probs, smooth), rtol=1e-5, atol=1e-6)
 

@@ -45,8 +45,9 @@ def _save(fig, path):
 
 def _check_mapping(items, name):
   if not isinstance(items, Mapping) or not items:
-    raise ValueError(f"{name}: expected a non-empty mapping name -> data, got {type(items).__name__}"
-                     f" with {len(items) if hasattr(items, '__len__') else '?'} entries.")
+    size = len(items) if hasattr(items, "__len__") else "?"
+    raise ValueError(f"{name}: expected a non-empty mapping name -> data, got "
+                     f"{type(items).__name__} with {size} entries.")
 
 
 # --------------------------------------------------------------------------------------------

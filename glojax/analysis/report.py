@@ -44,7 +44,8 @@ def analyze_loss(spec: str, num_classes: int, eps_grid=None) -> tuple:
 
   Returns:
     ``(summary, curve)``: ``curve`` the :class:`~glojax.analysis.theory.CharacteristicCurve`
-    and ``summary`` a JSON-able dict with ``spec``, ``null_epoch`` (centred γ, mean class reduction),
+    and ``summary`` a JSON-able dict with ``spec``, ``null_epoch`` (centred γ, mean class
+    reduction),
     ``trainable`` (theorem 6.5.1 generalised, see ``theory.is_trainable_loss``),
     ``attraction`` (min, max, sign changes in ε) and, for TaylorGLO, ``theta``,
     ``c_coefficients``, ``zero_error`` (a, b, c), ``null_epoch_raw`` and ``invariant``
@@ -193,13 +194,14 @@ def _markdown(report: dict) -> str:
     for s in report["losses"]:
       if "c_coefficients" in s:
         c, z, inv = s["c_coefficients"], s["zero_error"], s["invariant"]
+        raw = s["null_epoch_raw"]
         lines += ["", f"### `{s['spec']}`", "",
                   "* c-coefficients (eqs. 6.19–6.24): " + ", ".join(
                       f"{k} = {_fmt(v, 6)}" for k, v in c.items()),
                   f"* zero-error a, b, c (eqs. 6.33–6.35): {_fmt(z['a'], 6)}, {_fmt(z['b'], 6)},"
                   f" {_fmt(z['c'], 6)}",
-                  f"* null epoch γ (eq. 6.47): non-target {_fmt(s['null_epoch_raw']['gamma_nontarget'], 6)},"
-                  f" target {_fmt(s['null_epoch_raw']['gamma_target'], 6)}",
+                  f"* null epoch γ (eq. 6.47): non-target {_fmt(raw['gamma_nontarget'], 6)},"
+                  f" target {_fmt(raw['gamma_target'], 6)}",
                   f"* invariant (theorem 6.5.1): {'passes' if inv['theorem'] else 'FAILS'};"
                   f" centred rule: {'passes' if inv['centred'] else 'FAILS'}"]
   return "\n".join(lines) + "\n"

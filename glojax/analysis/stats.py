@@ -81,7 +81,7 @@ def significance_stars(p: float) -> str:
 
 
 def mean_std(values: Sequence[float], digits: int = 4) -> str:
-  """Formats ``"mean (std)"`` with the sample standard deviation (ddof = 1), e.g. ``0.9951 (0.0004)``.
+  """Formats ``"mean (std)"`` with the sample std (ddof = 1), e.g. ``0.9951 (0.0004)``.
 
   Args:
     values: ``float[N]``, N >= 1 (a single value gets std 0).

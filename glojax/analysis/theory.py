@@ -2,7 +2,8 @@ r"""The learning-rule theory of loss functions (dissertation ch. 6), as code.
 
 Conventions (see ``docs/theory.md`` for the derivations):
 
-* Notation follows SPEC §1: ``labels`` = :math:`x`, ``probs`` = :math:`h = \mathrm{softmax}(\text{logits})`
+* Notation follows SPEC §1: ``labels`` = :math:`x`,
+  ``probs`` = :math:`h = \mathrm{softmax}(\text{logits})`
   (ch. 6 writes the label as :math:`y_{ik}` and the prediction as :math:`h_k`).
 * **γ (eq. 6.3).** SGD on a per-example loss :math:`L(h)` moves weight :math:`\theta_j` by
   :math:`-\eta\,\partial L/\partial\theta_j = \eta\,\frac1n \sum_k \gamma_k D_j h_k` with
@@ -522,9 +523,9 @@ def label_smoothing_c_inverse(c_hat: CCoefficients, alpha: float, n: int) -> CCo
 def label_smoothing_theta(theta: jax.Array, alpha: float, n: int) -> jax.Array:
   r"""θ̂ whose TaylorGLO loss on hard labels trains like θ's on labels smoothed by α.
 
-  Theorem 6.7.1: maps θ → c (eqs. 6.19–6.24) → ĉ (eqs. 6.77–6.82) → θ̂, keeping the expansion
-  centre (θ0, θ1). γ̂(h, x_hard) = γ(h, x_smooth) for every class, so the gradients of the two
-  losses with respect to logits agree exactly.
+  Theorem 6.7.1: maps θ → c (eqs. 6.19–6.24) → ĉ (eqs. 6.77–6.82) → θ̂, keeping the
+  expansion centre (θ0, θ1). γ̂(h, x_hard) = γ(h, x_smooth) for every class, so the
+  gradients of the two losses with respect to logits agree exactly.
 
   Args:
     theta: ``float[..., 8]``.
@@ -568,7 +569,8 @@ def attraction(eps, gamma_target, gamma_nontarget, n: int, *, step_size: float =
   State: target probability :math:`1-\epsilon`, each non-target :math:`\epsilon/(n-1)`. One
   update of the logits :math:`\Delta f_j = \eta\sum_k\gamma_k\,\partial h_k/\partial f_j` with
   :math:`\partial h_k/\partial f_j = h_k(\delta_{kj}-h_j)` gives
-  :math:`\Delta f_T - \Delta f_{\neg T} = D = \eta\,\epsilon(1-\epsilon)(\gamma_T-\gamma_{\neg T})\,n/(n-1)`
+  :math:`\Delta f_T - \Delta f_{\neg T} = D =
+  \eta\,\epsilon(1-\epsilon)(\gamma_T-\gamma_{\neg T})\,n/(n-1)`
   and
 
   .. math:: S = \sigma'_T - (1-\epsilon)
