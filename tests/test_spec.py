@@ -205,3 +205,27 @@ def test_register_custom_loss(monkeypatch):
     losses.register(name, lambda p, z, x: z)
   with pytest.raises(ValueError, match="invalid loss name"):
     losses.register("expr", lambda p, z, x: z)
+
+
+def test_class_reduction_keyword():
+  logits, labels = _batch(7)
+  summed = losses.get("baikal", class_reduction="sum")
+  assert summed.spec == "baikal(class_reduction='sum')"
+  np.testing.assert_allclose(summed(logits, labels), 10 * losses.baikal(logits, labels),
+                             rtol=1e-5)
+  assert losses.get(losses.get("mse"), class_reduction="sum").spec == \
+      "mse(class_reduction='sum')"
+  fn, params = losses.get_parameterized(losses.taylorglo_spec(np.ones(8)),
+                                        class_reduction="sum")
+  np.testing.assert_allclose(
+      fn(params, logits, labels),
+      losses.taylorglo(params, logits, labels, class_reduction="sum"), rtol=1e-6)
+  assert losses.get("baikal(class_reduction='sum')", class_reduction="sum") == summed
+  with pytest.raises(ValueError, match="was passed"):
+    losses.get("baikal(class_reduction='sum')", class_reduction="mean")
+  with pytest.raises(ValueError, match="does not take class_reduction"):
+    losses.get("polyloss", class_reduction="sum")
+  with pytest.raises(ValueError, match="expression losses"):
+    losses.get("expr:log(y)", class_reduction="sum")
+  with pytest.raises(ValueError, match="class_reduction='avg'"):
+    losses.get("mse", class_reduction="avg")

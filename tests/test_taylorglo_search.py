@@ -145,3 +145,19 @@ def test_binary_end_to_end_and_clear_errors(tmp_path):
   assert bad.returncode == 2
   assert "error: config.dataset.name='cifar_typo' is not a known dataset" in bad.stderr
   assert "Traceback" not in bad.stderr
+
+
+def test_paper_config_runs_at_tiny_scale(tmp_path):
+  """The full-size MNIST config, shrunk to a few steps: same code path, the paper's CNN."""
+  sys.path.insert(0, REPO)
+  from experiments.configs import mnist_paper
+  c = mnist_paper.get_config()
+  assert (c.model.name, c.train.steps, c.search.population_size, c.search.generations,
+          c.final.steps, c.final.repeats, c.search.sigma) == ("mnist_cnn", 2000, 20, 60,
+                                                             20000, 10, 1.2)
+  c.train.steps, c.train.batch_size, c.train.eval_batch_size = 2, 8, 250
+  c.search.population_size, c.search.generations = 2, 1
+  c.final.repeats, c.final.steps = 2, 2
+  out = taylorglo.run(c, str(tmp_path / "paper"), log=lambda m: None)
+  assert len(out["best_theta"]) == 8
+  assert set(out["final"]) >= {"candidate", "baseline", "welch"}

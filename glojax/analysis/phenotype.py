@@ -6,6 +6,10 @@ class is class 1 (labels ``[0, 1]``), and the network predicts probability ``p``
 it (softmax outputs ``[1-p, p]``). The whole two-class loss is evaluated, both
 summands included — that is what reproduces the papers' minima (Baikal near 0.71,
 BaikalCMA near 0.77, every NeuroLoss at 0.99998).
+
+Losses that read the logits themselves (``fast_logit``, ``expr:`` trees using
+``logits``) are not shift-invariant; their phenotype is taken at the particular logits
+``log([1-p, p])`` (log-sum-exp 0).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Mapping, Sequence, Union
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -71,7 +76,8 @@ def binary_phenotype(loss: LossLike, p: float | np.ndarray) -> np.ndarray:
   """
   fn = _as_loss(loss)
   logits, labels = binary_logits(p)
-  return np.asarray(fn(jnp.asarray(logits), jnp.asarray(labels)), np.float32)
+  # One small compiled program is faster here than op-by-op dispatch.
+  return np.asarray(jax.jit(fn)(jnp.asarray(logits), jnp.asarray(labels)), np.float32)
 
 
 def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
@@ -81,7 +87,8 @@ def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
                            ncols: int = 4) -> str:
   """Writes a PNG with one panel per loss: its binary phenotype over ``p``.
 
-  Each panel marks the minimum on the grid. Uses matplotlib's Agg canvas directly
+  Each panel marks the minimum on the grid; its y-range is clipped at the 95th
+  percentile of the curve so poles near ``p = 0`` do not flatten it. Uses matplotlib's Agg canvas directly
   (no pyplot, no global backend change), so it works headless.
 
   Args:
@@ -123,6 +130,13 @@ def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
       lo, hi = np.min(values[finite]), np.max(values[finite])
       values = (values - lo) / (hi - lo) if hi > lo else values - lo
     ax.plot(grid, values, lw=1.5)
+    finite = values[np.isfinite(values)]
+    if finite.size:
+      # Poles near p = 0 (Baikal's x/y, ...) would flatten the rest: clip the y-range
+      # to the 95th percentile so the shape around the minimum stays visible.
+      lo, hi = float(np.min(finite)), float(np.percentile(finite, 95))
+      if np.max(finite) > hi > lo:
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi)
     if np.any(np.isfinite(values)):
       i = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
       ax.plot([grid[i]], [values[i]], "o", ms=4, color="C3")

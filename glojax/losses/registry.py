@@ -309,7 +309,8 @@ def _parse_expr(spec: str):
   return tree
 
 
-def _resolve(spec: str) -> tuple[str, ParamFn, np.ndarray, str, Any]:
+def _resolve(spec: str, class_reduction: Optional[str] = None
+             ) -> tuple[str, ParamFn, np.ndarray, str, Any]:
   """Spec → (name, param_fn, params float64[P], canonical spec, tree or None)."""
   if not isinstance(spec, str):
     raise ValueError(f"a loss spec must be a string, got {type(spec).__name__} {spec!r}")
@@ -318,6 +319,9 @@ def _resolve(spec: str) -> tuple[str, ParamFn, np.ndarray, str, Any]:
     raise ValueError("empty loss spec")
   if spec.startswith(EXPR_PREFIX):
     from glojax import expr as expr_lib
+    if class_reduction not in (None, "mean"):
+      raise ValueError(f"loss spec {spec!r}: expression losses are always "
+                       f"-(1/n) sum_i f (class_reduction='mean'), got {class_reduction!r}")
     tree = _parse_expr(spec)
     compiled = expr_lib.compile_jnp(tree)
 
@@ -328,6 +332,12 @@ def _resolve(spec: str) -> tuple[str, ParamFn, np.ndarray, str, Any]:
     return ("expr", expr_fn, np.zeros((0,), np.float64),
             EXPR_PREFIX + expr_lib.to_string(tree), tree)
   name, kwargs = parse_spec(spec)
+  if class_reduction is not None:
+    if kwargs.get("class_reduction", class_reduction) != class_reduction:
+      raise ValueError(f"loss spec {spec!r} says class_reduction="
+                       f"{kwargs['class_reduction']!r} but class_reduction="
+                       f"{class_reduction!r} was passed")
+    kwargs["class_reduction"] = class_reduction
   e = entry(name)
   params, class_reduction = _bind(e, kwargs, spec)
   fn = e.fn
@@ -336,11 +346,13 @@ def _resolve(spec: str) -> tuple[str, ParamFn, np.ndarray, str, Any]:
   return name, fn, params, _canonical(e, params, class_reduction), None
 
 
-def get(spec: str | Loss) -> Loss:
+def get(spec: str | Loss, *, class_reduction: Optional[str] = None) -> Loss:
   """The loss named by ``spec``, parameters bound: ``loss(logits, labels) -> float[...]``.
 
   Args:
     spec: a spec string (module docstring), or a :class:`Loss` (returned as is).
+    class_reduction: optional ``"mean"`` / ``"sum"`` for losses of the GLO form
+      ``-(1/n) Σ_i f`` (same as ``class_reduction=`` in the spec).
 
   Returns:
     A :class:`Loss` (callable on ``logits, labels: float[..., n]``, returning
@@ -352,16 +364,19 @@ def get(spec: str | Loss) -> Loss:
       out-of-range value.
   """
   if isinstance(spec, Loss):
-    return spec
-  name, fn, params, canonical, tree = _resolve(spec)
+    if class_reduction is None:
+      return spec
+    spec = spec.spec
+  name, fn, params, canonical, tree = _resolve(spec, class_reduction)
   return Loss(name, canonical, fn, params, tree=tree)
 
 
-def get_parameterized(spec: str | Loss) -> tuple[ParamFn, jax.Array]:
+def get_parameterized(spec: str | Loss, *, class_reduction: Optional[str] = None
+                      ) -> tuple[ParamFn, jax.Array]:
   """The loss of ``spec`` with its parameters as an argument, for trainers/searches.
 
   Args:
-    spec: as for :func:`get`.
+    spec, class_reduction: as for :func:`get`.
 
   Returns:
     ``(loss_fn, params)``: ``loss_fn(params, logits, labels) -> float[...]`` and
@@ -375,8 +390,10 @@ def get_parameterized(spec: str | Loss) -> tuple[ParamFn, jax.Array]:
     ValueError: as :func:`get`.
   """
   if isinstance(spec, Loss):
-    return spec.fn, spec.params
-  _, fn, params, _, _ = _resolve(spec)
+    if class_reduction is None:
+      return spec.fn, spec.params
+    spec = spec.spec
+  _, fn, params, _, _ = _resolve(spec, class_reduction)
   return fn, jnp.asarray(params, jnp.float32)
 
 

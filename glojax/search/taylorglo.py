@@ -278,6 +278,7 @@ def _plot_history(workdir: str, history: list[dict], log) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
   except ImportError:  # plotting is a convenience; never lose a run over it
     return
   gens = [r["generation"] + 1 for r in history]
@@ -285,6 +286,7 @@ def _plot_history(workdir: str, history: list[dict], log) -> None:
   for key in ("best", "median", "mean"):
     ax.plot(gens, [r[key] for r in history], marker="o", ms=3, label=key)
   ax.plot(gens, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel("generation")
   ax.set_ylabel("validation accuracy")
   ax.set_ylim(0, 1)

@@ -58,6 +58,17 @@ class LossUnderTest:
   spec: str = ""
 
 
+def _progress_printer(name: str, log: Callable[[str], None]):
+  """A progress callback that logs about every 10 % of a long training."""
+  last = [0]
+
+  def progress(done: int, total: int) -> None:
+    if total >= 5000 and (done - last[0] >= total // 10 or done == total):
+      last[0] = done
+      log(f"  {name}: step {done}/{total}")
+  return progress
+
+
 def summarize(accuracies) -> dict:
   """``{"runs": [...], "mean": m, "std": s}`` with the sample std (ddof=1)."""
   acc = np.asarray(accuracies, np.float64)
@@ -103,7 +114,8 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
         loss.loss_params)
     log(f"final protocol: training {loss.name} {repeats}× for {train_config.steps} steps")
     result = evaluate_population(trainer, params, keys, strategy=strategy,
-                                 split="test", model_name=model_name)
+                                 split="test", model_name=model_name,
+                                 progress=_progress_printer(loss.name, log))
     out[role] = {"name": loss.name, "spec": loss.spec, **summarize(result.fitness),
                  "failed": result.num_failed}
   out["welch"] = {**welch_ttest(out["candidate"]["runs"], out["baseline"]["runs"],
