@@ -548,7 +548,9 @@ def plot_fitness_curves(workdir, path, *, title: str | None = None):
   ax.set_ylim(min(finite + [0.0]), max(finite + [1.0]) + 0.02)
   g = log["generation"]
   ax.set_xlim(g.min() - 0.5, g.max() + 0.5)
-  ax.set_xlabel("generation")
+  from matplotlib.ticker import MaxNLocator
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  ax.set_xlabel("generation (0-based, as in log.jsonl)")
   ax.set_ylabel("fitness")
   ax.set_title(title or f"Fitness per generation: {os.path.basename(os.path.abspath(workdir))}")
   ax.legend(fontsize="small")

@@ -254,7 +254,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   common.write_text(os.path.join(workdir, "best_loss.txt"), out["best_spec"] + "\n")
   log(f"best validation accuracy {best['fitness']:.4f} (generation "
       f"{best['generation'] + 1}): {out['best_spec']}")
-  _plot_history(workdir, history, log)
+  _plot_history(workdir, log)
 
   if cfg["final"]["enabled"]:
     out["final"] = final_protocol(cfg, best["theta"], workdir, log=log)
@@ -313,28 +313,13 @@ def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None]
   return result
 
 
-def _plot_history(workdir: str, history: list[dict], log) -> None:
-  """Writes ``fitness.png``: best / mean / median validation accuracy per generation."""
+def _plot_history(workdir: str, log) -> None:
+  """Writes ``fitness.png`` (every candidate, best, mean, median per generation)."""
+  from glojax.analysis import plots
+  path = os.path.join(workdir, "fitness.png")
   try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-  except ImportError:  # plotting is a convenience; never lose a run over it
+    plots.plot_fitness_curves(workdir, path, title="TaylorGLO search")
+  except (OSError, ValueError) as e:  # a plot is a convenience; never lose a run over it
+    log(f"could not write {path}: {e}")
     return
-  gens = [r["generation"] + 1 for r in history]
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for key in ("best", "median", "mean"):
-    ax.plot(gens, [r[key] for r in history], marker="o", ms=3, label=key)
-  ax.plot(gens, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
-  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-  ax.set_xlabel("generation")
-  ax.set_ylabel("validation accuracy")
-  ax.set_ylim(0, 1)
-  ax.set_title("TaylorGLO search")
-  ax.legend(loc="lower right")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "fitness.png"), dpi=100)
-  plt.close(fig)
-  log(f"wrote {os.path.join(workdir, 'fitness.png')}")
+  log(f"wrote {path}")
