@@ -76,7 +76,7 @@ def main():
       np.asarray(np.concatenate([keys, keys[-1:]])),
       jax.sharding.NamedSharding(parallel.make_mesh(axis_name="pop"),
                                  jax.sharding.PartitionSpec("pop")))
-  out["pop_state_sharding"] = str(_programs(pt, True).init(sharded_keys).key.sharding.spec)
+  out["pop_state_sharding"] = str(_programs(pt, "vmap").init(sharded_keys).key.sharding.spec)
   out["pop_fitness"] = [ref.fitness.tolist(), shd.fitness.tolist()]
   out["pop_train_loss"] = [ref.metrics["train_loss"].tolist(),
                            shd.metrics["train_loss"].tolist()]

@@ -31,8 +31,9 @@ def test_population_equals_training_alone(tiny_mnist):
                              atol=1.01 / len(tiny_mnist.validation))
   # Different θ and keys really train differently (the comparison is not vacuous).
   assert len(set(np.round(pop.metrics["loss"], 5))) == 4
-  seq = evaluate_population(trainer, thetas, keys, strategy="sequential")
-  np.testing.assert_allclose(seq.metrics["loss"], pop.metrics["loss"], rtol=1e-4)
+  for strategy in ("sequential", "unroll"):
+    other = evaluate_population(trainer, thetas, keys, strategy=strategy)
+    np.testing.assert_allclose(other.metrics["loss"], pop.metrics["loss"], rtol=1e-4)
 
 
 def test_members_get_distinct_initializations(tiny_mnist):
@@ -99,3 +100,24 @@ def test_cross_entropy_learns(tiny_mnist):
   res = evaluate_population(trainer, jnp.zeros((2, 0)),
                             jax.random.split(jax.random.PRNGKey(0), 2))
   assert (res.fitness > 0.6).all()  # chance is 0.1; 100 steps of SGD on real digits
+
+
+def test_new_candidates_do_not_recompile(tiny_mnist):
+  """θ and keys are traced: a second generation reuses every compiled program."""
+  trainer = _trainer(tiny_mnist)
+  traces = {"step": 0}
+  original = trainer.train_step
+
+  def counting_step(*args, **kwargs):
+    traces["step"] += 1  # runs only while JAX traces (i.e. compiles) a program
+    return original(*args, **kwargs)
+
+  trainer.train_step = counting_step
+  for strategy in ("vmap", "unroll", "sequential"):
+    evaluate_population(trainer, _thetas(3, seed=0), jax.random.split(jax.random.PRNGKey(0), 3),
+                        strategy=strategy)
+    after_first = traces["step"]
+    assert after_first > 0
+    evaluate_population(trainer, _thetas(3, seed=1), jax.random.split(jax.random.PRNGKey(1), 3),
+                        strategy=strategy)
+    assert traces["step"] == after_first, f"{strategy} recompiled for new candidates"
