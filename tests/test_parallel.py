@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -74,3 +75,27 @@ def test_data_parallel_rejects_indivisible_batch():
                     lambda p, l, y: core.cross_entropy(l, y), TrainConfig(batch_size=10))
   with pytest.raises(ValueError, match="batch_size=10 is not divisible"):
     parallel.DataParallel(trainer, FakeMesh())
+
+
+def test_data_parallel_scan_and_python_chunks_agree(tiny_mnist):
+  # loop="scan" (accelerators) scans one compiled step; "python" unrolls (CPU).
+  from glojax import models
+  from glojax.data import Dataset, Split
+  from glojax.losses import core
+  from glojax.train.trainer import Trainer, TrainConfig
+  small = lambda s: Split(s.images[:64, ::2, ::2], s.labels[:64])
+  ds = Dataset("t", small(tiny_mnist.train), small(tiny_mnist.validation),
+               small(tiny_mnist.test), 10)
+  hists = []
+  for loop in ("python", "scan"):
+    cfg = TrainConfig(steps=4, batch_size=8, learning_rate=0.1, steps_per_call=2,
+                      loop=loop, eval_batch_size=64, augment="flip")
+    t = Trainer(models.get("mlp", num_classes=10, hidden=(16,)), ds,
+                lambda p, l, y: core.cross_entropy(l, y), cfg)
+    _, hist = parallel.DataParallel(t, parallel.make_mesh(1)).fit(
+        jnp.zeros(0), jax.random.PRNGKey(0), eval_every=2)
+    hists.append(hist)
+  assert hists[0]["step"] == hists[1]["step"] == [2, 4]
+  np.testing.assert_allclose(hists[0]["train_loss"], hists[1]["train_loss"], rtol=1e-5)
+  assert hists[0]["eval_step"] == [2, 4]
+  assert hists[0]["final"]["test"]["accuracy"] == hists[1]["final"]["test"]["accuracy"]

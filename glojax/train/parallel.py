@@ -100,9 +100,20 @@ class DataParallel:
     return self._init(_global_array(key, self.replicated))
 
   def chunk(self, state: TrainState, loss_params: Any, num_steps: int) -> TrainState:
-    """``num_steps`` data-parallel training steps (compiled once per distinct count)."""
+    """``num_steps`` data-parallel training steps (compiled once per distinct count).
+
+    With ``loop="scan"`` (the accelerator default) the steps run as a ``lax.scan`` over
+    one compiled step, so a chunk of 100 steps of a large model compiles like one
+    step; with ``loop="python"`` (CPU) they are unrolled (jax issue 12868).
+    """
     if num_steps not in self._chunks:
-      fn = functools.partial(self.trainer.train_chunk, num_steps=num_steps)
+      t = self.trainer
+      if t.loop == "scan":
+        def fn(state, loss_params, data):
+          body = lambda s, _: (t.train_step(s, loss_params, data), None)
+          return jax.lax.scan(body, state, None, length=num_steps)[0]
+      else:
+        fn = functools.partial(t.train_chunk, num_steps=num_steps)
       self._chunks[num_steps] = jax.jit(fn, out_shardings=self.replicated)
     return self._chunks[num_steps](state, loss_params, self.data)
 
