@@ -254,3 +254,21 @@ def test_scan_and_python_loops_agree_with_batch_norm_and_augmentation(tiny_cifar
                              rtol=1e-5)
   assert results[0].metrics["finite"].all()
   assert results[0].metrics["loss"][0] != results[0].metrics["loss"][1]  # keys differ
+
+
+def test_epoch_sampling_visits_every_example_once_per_epoch(tiny_mnist):
+  t = Trainer(models.get("mlp", num_classes=10), tiny_mnist, _ce,
+              TrainConfig(batch_size=64, sampling="epoch"))
+  state = t.init(jax.random.PRNGKey(0))
+  n = len(tiny_mnist.train)  # 600 → 9 batches per epoch, 24 examples dropped
+  def epoch(e):
+    idx = [np.asarray(t.batch_indices(state._replace(step=jnp.int32(e * 9 + i)), None, n))
+           for i in range(9)]
+    return np.concatenate(idx)
+  first, second = epoch(0), epoch(1)
+  assert len(set(first.tolist())) == 9 * 64 and first.max() < n
+  assert len(set(second.tolist())) == 9 * 64
+  assert not np.array_equal(first, second)  # reshuffled
+  np.testing.assert_array_equal(epoch(0), first)  # deterministic
+  with pytest.raises(ValueError, match="sampling"):
+    TrainConfig(sampling="bootstrap")

@@ -40,5 +40,6 @@ def get_config():
   c.train.schedule = "step"
   c.train.boundaries = (350 * _EPOCH,)
   c.train.steps_per_call = 50
+  c.train.sampling = "epoch"  # shuffled epochs, as the reference implementations
   c.train.augment = "crop=24,flip,brightness=63,contrast=0.2:1.8,normalize=per_image"
   return c

@@ -49,8 +49,8 @@ al. 2015). WRN: Nesterov, lr 0.1, wd 5e-4, dropout 0.3, ×0.2 at epochs 60, 120,
 no augmentation. PyramidNet (CIFAR-100): Nesterov, lr 0.5, wd 1e-4, ×0.1 at epochs 150,
 225 of 300 (Han et al. 2017). Augmentation: random crop (pad 4) + flip + per-channel
 normalization on CIFAR; Cutout 16 px on CIFAR-10, 8 px on CIFAR-100, 20 px on SVHN
-(DeVries & Taylor 2017's per-dataset sizes); CutMix p = 0.5, α = 1. Training batches are
-sampled with replacement (a documented simplification of epoch shuffling).
+(DeVries & Taylor 2017's per-dataset sizes); CutMix p = 0.5, α = 1. Batches come from a
+fresh shuffle each epoch (``sampling="epoch"``).
 
 Expected GPU time: not measured in this project yet (no GPU was available when these
 configs were written). The dissertation (§3.2.8, RTX 2080 Ti) reports from under ten
@@ -95,6 +95,7 @@ def get_config(row: str = "resnet20") -> ml_collections.ConfigDict:
   c.train.momentum = 0.9
   c.train.schedule = "step"
   c.train.steps_per_call = 50
+  c.train.sampling = "epoch"  # shuffled epochs, as the reference implementations
   c.train.eval_batch_size = 1000
   c.train.augment = _CIFAR_AUG
   base = row.removesuffix("_cutout").removesuffix("_cutmix").removesuffix("_aux")

@@ -34,7 +34,7 @@ from glojax.train.trainer import TrainConfig, Trainer
 _TRAIN_FIELDS = ("steps", "batch_size", "learning_rate", "momentum", "weight_decay",
                  "eval_batch_size", "steps_per_call", "loop", "optimizer", "nesterov",
                  "schedule", "boundaries", "decay_factor", "warmup_steps", "augment",
-                 "aux_loss_weight", "separate_aux_losses")
+                 "sampling", "aux_loss_weight", "separate_aux_losses")
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -38,6 +38,7 @@ LossFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 LOOPS = ("auto", "python", "scan")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
+SAMPLINGS = ("replacement", "epoch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,9 @@ class TrainConfig:
     warmup_steps: linear warm-up from 0 before the schedule (0 = none).
     augment: augmentation spec string (:func:`glojax.data.augment.parse`), e.g.
       ``"pad_crop=4,flip,normalize=per_channel"``; ``""`` = none.
+    sampling: how batches are drawn from the train split: ``"replacement"``
+      (uniformly with replacement, the default) or ``"epoch"`` (a fresh permutation
+      every epoch, without replacement; the last partial batch is dropped).
     aux_loss_weight: weight of the auxiliary heads' losses (0.3, dissertation §7.1).
     separate_aux_losses: if True, ``loss_params`` is a tuple ``(main, aux1, aux2, ...)``
       with one loss-parameter set per head (TaylorGLO with auxiliary classifiers);
@@ -88,6 +92,7 @@ class TrainConfig:
   decay_factor: float = 0.1
   warmup_steps: int = 0
   augment: str = ""
+  sampling: str = "replacement"
   aux_loss_weight: float = 0.3
   separate_aux_losses: bool = False
 
@@ -111,6 +116,8 @@ class TrainConfig:
         self.boundaries):
       raise ValueError(f"TrainConfig.boundaries must be increasing positive step numbers, "
                        f"got {self.boundaries}")
+    if self.sampling not in SAMPLINGS:
+      raise ValueError(f"TrainConfig.sampling={self.sampling!r} is not one of {SAMPLINGS}")
     if self.warmup_steps < 0:
       raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
     augment_lib.parse(self.augment)  # raises ValueError on a bad spec
@@ -130,6 +137,7 @@ class TrainState(NamedTuple):
   finite: jax.Array       # bool[]: no non-finite loss or gradient seen so far
   last_loss: jax.Array    # float32[]: training loss of the last step
   batch_stats: Any = None  # batch-norm running statistics ({} for models without BN)
+  data_key: Any = None     # uint32[2], fixed per run: epoch permutations (sampling="epoch")
 
 
 class Trainer:
@@ -247,7 +255,8 @@ class Trainer:
     return TrainState(params=params, opt_state=self.optimizer.init(params), key=run_key,
                       step=jnp.zeros((), jnp.int32), finite=jnp.ones((), jnp.bool_),
                       last_loss=jnp.zeros((), jnp.float32),
-                      batch_stats=variables.get("batch_stats", {}))
+                      batch_stats=variables.get("batch_stats", {}),
+                      data_key=jax.random.fold_in(run_key, 0x5eed))
 
   def train_step(self, state: TrainState, loss_params: Any, data: dict) -> TrainState:
     """One optimizer step on a batch sampled (with replacement) by index from ``data``.
@@ -256,8 +265,7 @@ class Trainer:
     are updated from the batch.
     """
     key, batch_key, dropout_key = jax.random.split(state.key, 3)
-    n_train = data["train_labels"].shape[0]
-    idx = jax.random.randint(batch_key, (self.config.batch_size,), 0, n_train)
+    idx = self.batch_indices(state, batch_key, data["train_labels"].shape[0])
     images = data["train_images"][idx]
     labels = jax.nn.one_hot(data["train_labels"][idx], self.num_classes)
     if self.batch_sharding is not None:
@@ -279,7 +287,25 @@ class Trainer:
         [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
     finite = state.finite & jnp.isfinite(loss) & grads_finite
     return TrainState(params, opt_state, key, state.step + 1, finite,
-                      loss.astype(jnp.float32), batch_stats)
+                      loss.astype(jnp.float32), batch_stats, state.data_key)
+
+  def batch_indices(self, state: TrainState, batch_key: jax.Array, n_train: int):
+    """``int32[batch_size]`` indices of this step's batch into the train split.
+
+    ``sampling="replacement"``: uniform with replacement from ``batch_key``.
+    ``sampling="epoch"``: slice ``step mod E`` of a permutation of ``range(n_train)``
+    drawn from ``fold_in(state.data_key, epoch)``, ``E = n_train // batch_size``.
+    """
+    bs = self.config.batch_size
+    if self.config.sampling == "replacement":
+      return jax.random.randint(batch_key, (bs,), 0, n_train)
+    per_epoch = n_train // bs
+    if per_epoch < 1:
+      raise ValueError(f"sampling='epoch' needs batch_size={bs} <= train examples "
+                       f"({n_train})")
+    epoch, pos = jnp.divmod(state.step, per_epoch)
+    perm = jax.random.permutation(jax.random.fold_in(state.data_key, epoch), n_train)
+    return jax.lax.dynamic_slice(perm, (pos * bs,), (bs,))
 
   def train_chunk(self, state: TrainState, loss_params: Any, data: dict,
                   num_steps: int) -> TrainState:
