@@ -173,12 +173,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   results: dict = {"losses": {s: _summary(all_runs[s]) for s in specs}, "welch": None,
                    "model": config.model.name, "dataset": config.dataset.name}
   if len(specs) == 2:
-    from glojax.train.protocol import welch_ttest
+    from glojax.analysis.stats import welch_ttest
     a = results["losses"][specs[0]]["test_accuracies"]
     b = results["losses"][specs[1]]["test_accuracies"]
     if len(a) >= 2 and len(b) >= 2:
-      results["welch"] = dict(welch_ttest(a, b, config.alternative),
-                              alternative=config.alternative)
+      w = welch_ttest(a, b, alternative=config.alternative)
+      results["welch"] = {"t": w.t, "dof": w.dof, "p": w.p,
+                          "alternative": config.alternative}
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   plot_curves(all_runs, os.path.join(workdir, "curves.png"))
