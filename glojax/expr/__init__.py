@@ -15,3 +15,4 @@ from glojax.expr.tree import (
     to_string,
     variables,
 )
+from glojax.expr.program import Program, decode, encode, encode_population, program_loss, run_program
