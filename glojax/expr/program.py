@@ -13,16 +13,26 @@ fixed length ``L``:
 program is a traced argument, so changing the trees never recompiles, and a population
 is just a :class:`Program` whose arrays have a leading axis ``K``.
 
-Every op is computed for every slot and the right one is selected (that is what
-``lax.switch`` becomes under ``vmap`` anyway). The inputs of the ops *not* selected are
-replaced by 1 before the op ("double where"), so an unselected ``log(0)``, ``sqrt(0)``
-or ``x / 0`` never turns a zero cotangent into ``0 * inf = nan``. A selected op that is
-undefined on the data yields NaN/inf exactly as :func:`glojax.expr.compile_jnp` does;
-the trainer then gives that candidate fitness 0 and no other candidate is affected.
+Every op is computed for every slot and the right one is selected (what ``lax.switch``
+becomes under ``vmap`` anyway). Reverse-mode differentiation through such a select is the
+``jnp.where`` gradient trap: an unselected ``log(0)``, ``sqrt(0)`` or ``x / 0`` turns its
+zero cotangent into ``0 * inf = nan``. The interpreter avoids it by construction: the
+loss is elementwise in ``(x_i, y_i, logits_i)``, so each stack value carries its partial
+derivatives w.r.t. ``y`` and ``logits`` forward (dual numbers) and a custom VJP returns
+``cotangent * partials``; nothing is ever differentiated through a select, and the
+unselected entries' NaN/inf are simply dropped. This is also ~3× cheaper than
+reverse-mode through a ``lax.scan`` of selects (no per-slot residual stacks). A selected
+op that is undefined on the data yields NaN/inf exactly as
+:func:`glojax.expr.compile_jnp` does; the trainer then gives that candidate fitness 0,
+and no other candidate is affected.
+
+The stack has a fixed number of rows (``stack_depth``, default 8) with the top always in
+row 0, so every read is a static slice; :func:`encode` rejects trees that need more.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -39,10 +49,13 @@ _OP_NAMES = {v: k for k, v in OPCODES.items()}
 _LEAF_CODES = {"x": X, "y": Y, "logits": LOGITS}
 # Stack-pointer change of each opcode.
 _DELTA = np.array([0, 1, 1, 1, 1, 0, 0, 0, 0, -1, -1, -1, -1], np.int32)
+_NOP_KIND, _PUSH, _UNARY, _BINARY = range(4)
+_KIND = np.array([0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], np.int32)
 assert set(UNARY_OPS) == {"log", "square", "sqrt", "neg"}
 assert set(BINARY_OPS) == {"+", "-", "*", "/"}
 
 DEFAULT_MAX_LEN = 32
+DEFAULT_STACK_DEPTH = 8
 
 
 class Program(NamedTuple):
@@ -60,15 +73,6 @@ class Program(NamedTuple):
   @property
   def max_len(self) -> int:
     return int(np.shape(self.opcodes)[-1])
-
-
-def stack_size(max_len: int) -> int:
-  """Stack depth the interpreter allocates for programs of length ``max_len``.
-
-  A postfix program of ``L`` slots has at most ``(L + 1) // 2`` leaves, and the stack
-  never holds more values than leaves, so any encodable tree fits.
-  """
-  return max(1, (max_len + 1) // 2)
 
 
 def postfix(tree: Tree, scales: dict | None = None) -> list[tuple[int, float, float]]:
@@ -111,8 +115,8 @@ def required_stack(tree: Tree) -> int:
   return peak
 
 
-def encode(tree: Tree, max_len: int = DEFAULT_MAX_LEN, scales: dict | None = None
-           ) -> Program:
+def encode(tree: Tree, max_len: int = DEFAULT_MAX_LEN, scales: dict | None = None,
+           stack_depth: int = DEFAULT_STACK_DEPTH) -> Program:
   """Encodes one tree as a padded :class:`Program` of NumPy arrays.
 
   Args:
@@ -120,16 +124,21 @@ def encode(tree: Tree, max_len: int = DEFAULT_MAX_LEN, scales: dict | None = Non
     max_len: program length ``L``.
     scales: optional per-node multipliers ``{preorder_index: value}`` (the GLO
       coefficients); see :func:`postfix`.
+    stack_depth: the interpreter's stack rows; the tree must fit.
 
   Returns:
     ``Program(opcodes int32[L], constants float32[L], scales float32[L])``.
 
   Raises:
-    ValueError: if the tree has more than ``max_len`` nodes.
+    ValueError: if the tree has more than ``max_len`` nodes or needs more than
+      ``stack_depth`` stack rows.
   """
   slots = postfix(tree, scales)
   if len(slots) > max_len:
     raise ValueError(f"tree has {len(slots)} nodes, more than max_len={max_len}")
+  if required_stack(tree) > stack_depth:
+    raise ValueError(f"tree needs {required_stack(tree)} stack rows, more than "
+                     f"stack_depth={stack_depth}")
   opcodes = np.full(max_len, NOP, np.int32)
   constants = np.zeros(max_len, np.float32)
   scale_arr = np.ones(max_len, np.float32)
@@ -138,16 +147,18 @@ def encode(tree: Tree, max_len: int = DEFAULT_MAX_LEN, scales: dict | None = Non
   return Program(opcodes, constants, scale_arr)
 
 
-def encode_population(trees, max_len: int = DEFAULT_MAX_LEN, scales=None) -> Program:
+def encode_population(trees, max_len: int = DEFAULT_MAX_LEN, scales=None,
+                      stack_depth: int = DEFAULT_STACK_DEPTH) -> Program:
   """Encodes ``K`` trees as one :class:`Program` with arrays of shape ``[K, L]``.
 
   Args:
     trees: sequence of ``K`` trees.
     max_len: program length ``L``.
     scales: optional sequence of ``K`` per-node multiplier dicts (see :func:`encode`).
+    stack_depth: the interpreter's stack rows.
 
   Raises:
-    ValueError: for an empty population or a tree longer than ``max_len``.
+    ValueError: for an empty population or a tree that does not fit (:func:`encode`).
   """
   trees = list(trees)
   if not trees:
@@ -155,7 +166,7 @@ def encode_population(trees, max_len: int = DEFAULT_MAX_LEN, scales=None) -> Pro
   scales = list(scales) if scales is not None else [None] * len(trees)
   if len(scales) != len(trees):
     raise ValueError(f"got {len(trees)} trees but {len(scales)} scale dicts")
-  progs = [encode(t, max_len, s) for t, s in zip(trees, scales)]
+  progs = [encode(t, max_len, s, stack_depth) for t, s in zip(trees, scales)]
   return Program(*(np.stack(parts) for parts in zip(*progs)))
 
 
@@ -201,68 +212,135 @@ def decode(program: Program) -> Tree:
   return stack[0]
 
 
+def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int):
+  """Runs the stack machine; returns ``f`` and (optionally) ``∂f/∂y``, ``∂f/∂logits``.
+
+  The partial derivatives are carried forward with each stack value (dual numbers):
+  ``f`` is elementwise in ``(x_i, y_i, logits_i)``, so two tangent lanes give the
+  whole gradient and no reverse pass through the interpreter is needed.
+  """
+  shape = x.shape
+  dtype = x.dtype
+  n_lanes = lanes
+  kind = jnp.asarray(_KIND)
+  zero = jnp.zeros(shape, dtype)
+  one = jnp.ones(shape, dtype)
+
+  def step(carry, slot):
+    values, tangents = carry            # [D, *shape], [D, lanes, *shape]
+    op, const, scale = slot
+    # The top of the stack is always row 0: reads are static slices, no gathers.
+    a, b = values[1], values[0]         # binary: a (op) b; unary: b
+    ta, tb = tangents[1], tangents[0]
+    no_tangent = jnp.zeros((n_lanes,) + shape, dtype)
+
+    def lane(i):   # d(variable)/d(lane variable): a one-hot lane
+      if not n_lanes:
+        return no_tangent
+      return jnp.stack([one if j == i else zero for j in range(n_lanes)])
+
+    sqrt_b = jnp.sqrt(b)
+    quotient = a / b
+    # (opcode, value, tangent). sqrt keeps a zero tangent zero (sqrt of a constant 0
+    # has a finite value, and reverse mode gives it no gradient either). Unselected entries may be NaN/inf: they are dropped
+    # by the forward select and never differentiated (the VJP is custom), so the
+    # jnp.where gradient trap cannot occur.
+    table = [
+        (X, x, no_tangent),
+        (Y, y, lane(0)),
+        (LOGITS, logits, lane(1)),
+        (CONST, jnp.full(shape, const, dtype), no_tangent),
+        (LOG, jnp.log(b), tb / b),
+        (SQUARE, b * b, 2 * b * tb),
+        (SQRT, sqrt_b, jnp.where(tb == 0, 0.0, tb / (2 * sqrt_b))),
+        (NEG, -b, -tb),
+        (ADD, a + b, ta + tb),
+        (SUB, a - b, ta - tb),
+        (MUL, a * b, ta * b + a * tb),
+        (DIV, quotient, (ta - quotient * tb) / b),
+    ]
+    pred = [op == code for code, _, _ in table]
+    value = jnp.select(pred, [v for _, v, _ in table], zero) * scale
+    tangent = jnp.select(pred, [t for _, _, t in table], no_tangent) * scale
+    k = kind[op]
+
+    def update(stack, top):
+      # Rows 1.. shift down on a push, up on a binary op; row 0 takes the result.
+      pad = jnp.zeros_like(stack[:1])
+      rest = jnp.where(k == _PUSH, stack[:-1],
+                       jnp.where(k == _BINARY, jnp.concatenate([stack[2:], pad]),
+                                 stack[1:]))
+      head = jnp.where(k == _NOP_KIND, stack[0], top)
+      return jnp.concatenate([head[None], rest])
+
+    return (update(values, value), update(tangents, tangent)), None
+
+  init = (jnp.zeros((stack_depth,) + shape, dtype),
+          jnp.zeros((stack_depth, n_lanes) + shape, dtype))
+  (values, tangents), _ = jax.lax.scan(
+      step, init,
+      (jnp.asarray(program.opcodes, jnp.int32), jnp.asarray(program.constants, dtype),
+       jnp.asarray(program.scales, dtype)))
+  return values[0], tangents[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _tree_values(program, x, y, logits, stack_depth, use_logits):
+  return _interpret(program, x, y, logits, stack_depth, 0)[0]
+
+
+def _tree_values_fwd(program, x, y, logits, stack_depth, use_logits):
+  value, partials = _interpret(program, x, y, logits, stack_depth, 2 if use_logits else 1)
+  return value, (partials, program, x)
+
+
+def _tree_values_bwd(stack_depth, use_logits, residuals, g):
+  partials, program, x = residuals
+  zeros = jax.tree_util.tree_map(
+      lambda p: np.zeros(p.shape, jax.dtypes.float0)
+      if not jnp.issubdtype(p.dtype, jnp.floating) else jnp.zeros_like(p), program)
+  # Labels get no gradient (GLO never differentiates the loss w.r.t. the labels).
+  d_logits = g * partials[1] if use_logits else jnp.zeros_like(g)
+  return zeros, jnp.zeros_like(x), g * partials[0], d_logits
+
+
+_tree_values.defvjp(_tree_values_fwd, _tree_values_bwd)
+
+
 def run_program(program: Program, x: jax.Array, y: jax.Array,
-                logits: jax.Array | None = None) -> jax.Array:
+                logits: jax.Array | None = None, stack_depth: int = DEFAULT_STACK_DEPTH,
+                use_logits: bool = True) -> jax.Array:
   """Evaluates one program elementwise: the interpreter counterpart of ``evaluate``.
+
+  Differentiable w.r.t. ``y`` and ``logits`` (a custom VJP whose partials are carried
+  forward through the stack machine); the gradient w.r.t. ``x`` (labels), the
+  constants and the scales is defined as 0.
 
   Args:
     program: an unbatched :class:`Program` (``[L]`` arrays; ``vmap`` for a population).
     x: labels ``float[..., n]``.
     y: predictions (softmax) ``float[..., n]``.
     logits: raw logits ``float[..., n]`` (zeros if omitted; only ``LOGITS`` reads them).
+    stack_depth: rows of the machine's stack (static); encode with the same bound.
+    use_logits: whether programs may read ``logits`` (static). ``False`` drops the
+      logits tangent lane (cheaper); a ``LOGITS`` slot then reads zeros.
 
   Returns:
     ``f(x, y[, logits])`` with the broadcast shape of the inputs. NaN/inf exactly where
     the tree's own arithmetic produces them; never from an op the program does not use.
   """
   shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(y))
-  dtype = jnp.result_type(x, y)
+  dtype = jnp.result_type(x, y, jnp.float32)
   x = jnp.broadcast_to(x, shape).astype(dtype)
   y = jnp.broadcast_to(y, shape).astype(dtype)
-  logits = (jnp.zeros(shape, dtype) if logits is None
+  logits = (jnp.zeros(shape, dtype) if logits is None or not use_logits
             else jnp.broadcast_to(logits, shape).astype(dtype))
-  depth = stack_size(program.opcodes.shape[-1])
-  positions = jnp.arange(depth).reshape((depth,) + (1,) * len(shape))
-  delta = jnp.asarray(_DELTA)
-
-  def step(carry, slot):
-    stack, sp = carry
-    op, const, scale = slot
-    top = stack[jnp.clip(sp - 1, 0, depth - 1)]
-    second = stack[jnp.clip(sp - 2, 0, depth - 1)]
-
-    def arg(value, code):
-      # Inputs of ops not selected are replaced by 1 ("double where").
-      return jnp.where(op == code, value, jnp.ones_like(value))
-
-    choices = [
-        (X, x), (Y, y), (LOGITS, logits), (CONST, jnp.full(shape, const, dtype)),
-        (LOG, jnp.log(arg(top, LOG))),
-        (SQUARE, jnp.square(arg(top, SQUARE))),
-        (SQRT, jnp.sqrt(arg(top, SQRT))),
-        (NEG, -arg(top, NEG)),
-        (ADD, arg(second, ADD) + arg(top, ADD)),
-        (SUB, arg(second, SUB) - arg(top, SUB)),
-        (MUL, arg(second, MUL) * arg(top, MUL)),
-        (DIV, arg(second, DIV) / arg(top, DIV)),
-    ]
-    result = jnp.select([op == code for code, _ in choices], [v for _, v in choices],
-                        jnp.zeros(shape, dtype)) * scale
-    new_sp = sp + delta[op]
-    # NOP writes nowhere (position -1); other ops write their result at new_sp - 1.
-    write_at = jnp.where(op == NOP, -1, new_sp - 1)
-    stack = jnp.where(positions == write_at, result[None], stack)
-    return (stack, new_sp), None
-
-  stack0 = jnp.zeros((depth,) + shape, dtype)
-  (stack, _), _ = jax.lax.scan(
-      step, (stack0, jnp.zeros((), jnp.int32)),
-      (jnp.asarray(program.opcodes, jnp.int32), jnp.asarray(program.constants, dtype),
-       jnp.asarray(program.scales, dtype)))
-  return stack[0]
+  return _tree_values(program, x, y, logits, stack_depth, bool(use_logits))
 
 
-def program_loss(program: Program, logits: jax.Array, labels: jax.Array) -> jax.Array:
+def program_loss(program: Program, logits: jax.Array, labels: jax.Array, *,
+                 stack_depth: int = DEFAULT_STACK_DEPTH, use_logits: bool = True
+                 ) -> jax.Array:
   r"""The GLO loss of a program: ``loss_fn(loss_params, logits, labels)`` for a Trainer.
 
   .. math:: L = -\frac{1}{n} \sum_{i=1}^n f(x_i, y_i[, \tilde y_i]),\quad
@@ -275,9 +353,12 @@ def program_loss(program: Program, logits: jax.Array, labels: jax.Array) -> jax.
     program: an unbatched :class:`Program` (traced: any tree, no recompile).
     logits: ``float[..., n]``.
     labels: ``float[..., n]`` (one-hot or soft).
+    stack_depth, use_logits: static interpreter options (see :func:`run_program`);
+      bind them with ``functools.partial`` to get a Trainer ``loss_fn``.
 
   Returns:
     Per-example loss ``float[...]``.
   """
   y = jax.nn.softmax(logits, axis=-1)
-  return -jnp.mean(run_program(program, labels, y, logits), axis=-1)
+  return -jnp.mean(run_program(program, labels, y, logits, stack_depth, use_logits),
+                   axis=-1)
