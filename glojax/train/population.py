@@ -5,6 +5,8 @@ every candidate with its own key and returns its fitness (validation accuracy, 0
 candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorization"):
 
 * ``"vmap"`` — ``jit(vmap(...))`` over the candidate axis: one program for all K;
+* ``"unroll"`` — one program holding K unbatched copies of the single-candidate
+  computation (no grouped convolutions; compile time grows with K);
 * ``"sequential"`` — the single-candidate program, called K times (compiled once);
 * ``"auto"`` — ``vmap`` on accelerators and for dense models; ``sequential`` for conv
   models on CPU, where vmap turns convolutions into slow grouped convolutions.
@@ -26,7 +28,7 @@ import numpy as np
 from glojax import models as models_lib
 from glojax.train.trainer import Trainer
 
-STRATEGIES = ("auto", "vmap", "sequential")
+STRATEGIES = ("auto", "vmap", "unroll", "sequential")
 
 
 @dataclasses.dataclass
@@ -64,12 +66,28 @@ def resolve_strategy(strategy: str, model_name: Optional[str] = None) -> str:
   return "vmap" if kind == "dense" else "sequential"
 
 
-class _Programs:
-  """The compiled functions of one trainer, batched over candidates or not."""
+def _unrolled(f, axes):
+  """Like ``vmap(f, in_axes=axes)`` but as K unbatched copies of ``f`` in one program."""
+  def g(*args):
+    k = jax.tree_util.tree_leaves(args[axes.index(0)])[0].shape[0]
+    outs = [f(*[_take(a, i) if ax == 0 else a for a, ax in zip(args, axes)])
+            for i in range(k)]
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+  return g
 
-  def __init__(self, trainer: Trainer, batched: bool):
+
+class _Programs:
+  """The compiled functions of one trainer for one strategy (``vmap``, ``unroll``,
+  or ``single`` — one candidate, used by ``sequential``)."""
+
+  def __init__(self, trainer: Trainer, mode: str):
     self.trainer = trainer
-    vm = (lambda f, axes: jax.vmap(f, in_axes=axes)) if batched else (lambda f, axes: f)
+    if mode == "vmap":
+      vm = lambda f, axes: jax.vmap(f, in_axes=axes)
+    elif mode == "unroll":
+      vm = lambda f, axes: _unrolled(f, axes if isinstance(axes, tuple) else (axes,))
+    else:
+      vm = lambda f, axes: f
     self.init = jax.jit(vm(trainer.init, 0))
     self.train_all = jax.jit(vm(trainer.train_all, (0, 0, None)))
     self.eval_batch = jax.jit(vm(trainer.eval_batch, (0, None, None, None)))
@@ -118,11 +136,11 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _programs(trainer: Trainer, batched: bool) -> _Programs:
+def _programs(trainer: Trainer, mode: str) -> _Programs:
   cache = trainer.__dict__.setdefault("_programs", {})
-  if batched not in cache:
-    cache[batched] = _Programs(trainer, batched)
-  return cache[batched]
+  if mode not in cache:
+    cache[mode] = _Programs(trainer, mode)
+  return cache[mode]
 
 
 def _take(tree, i):
@@ -146,7 +164,8 @@ def evaluate_population(trainer: Trainer,
     loss_params: pytree whose leaves have a leading candidate axis ``K`` (e.g.
       TaylorGLO ``theta: float32[K, 8]``).
     keys: ``uint32[K, 2]`` one PRNG key per candidate (weights, batches, dropout).
-    strategy: ``"vmap"`` (default), ``"sequential"`` or ``"auto"`` (module docstring).
+    strategy: ``"vmap"`` (default), ``"unroll"``, ``"sequential"`` or ``"auto"``
+      (module docstring).
     nan_retries: a candidate whose training produced NaN/inf is retrained up to this
       many times with keys ``fold_in(keys[k], attempt)``; if it still fails its
       fitness is 0.
@@ -162,6 +181,7 @@ def evaluate_population(trainer: Trainer,
     ValueError: for an unknown strategy, mismatched leading axes, or bad keys.
   """
   strategy = resolve_strategy(strategy, model_name)
+  trainer.eval_batches(split)  # raises ValueError for an unknown split before training
   keys = jnp.asarray(keys)
   if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
     raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
@@ -174,16 +194,16 @@ def evaluate_population(trainer: Trainer,
                      f"(one row per candidate); got leaf shapes {bad}")
   loss_params = jax.tree_util.tree_map(jnp.asarray, loss_params)
 
-  if strategy == "vmap":
-    metrics = _programs(trainer, True).run(loss_params, keys, split, progress)
+  if strategy in ("vmap", "unroll"):
+    metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
   else:
-    single = _programs(trainer, False)
+    single = _programs(trainer, "single")
     rows = [single.run(_take(loss_params, i), keys[i], split, progress) for i in range(k)]
     metrics = {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
   attempts = np.ones(k, np.int32)
   if nan_retries > 0 and not metrics["finite"].all():
-    single = _programs(trainer, False)
+    single = _programs(trainer, "single")
     for i in np.flatnonzero(~metrics["finite"]):
       for attempt in range(1, nan_retries + 1):
         attempts[i] += 1

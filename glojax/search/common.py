@@ -1,0 +1,253 @@
+"""Pieces shared by the searches: workdir, config checks, logging, checkpoints.
+
+The workdir is the unit of a run (DESIGN.md, "Workdir"):
+
+* ``config.json`` — the run's config; a rerun on the same workdir must match it.
+* ``log.jsonl`` — one JSON object per finished generation (rewritten from the
+  checkpoint on resume, so it never holds a generation the checkpoint lacks).
+* ``checkpoint.npz`` — search state after the last finished generation, written
+  atomically (temp file + ``os.replace``): a run killed at any moment loses at most
+  the generation in flight.
+* results files written by each search (``best_loss.txt``, ``final.json``, plots).
+
+Fitness is *higher is better* everywhere in glojax; evosax minimizes, and
+:func:`to_minimization` is the one place where the sign flips.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tempfile
+from typing import Any, Iterable, Mapping
+
+import jax
+import numpy as np
+
+CONFIG_FILE = "config.json"
+LOG_FILE = "log.jsonl"
+CHECKPOINT_FILE = "checkpoint.npz"
+
+
+def sanitize_fitness(fitness) -> np.ndarray:
+  """Maps non-finite fitness to the worst value (0) before any ranking.
+
+  ``argmax([0.5, nan, 0.9])`` is 1, so every selection step goes through here.
+
+  Args:
+    fitness: ``float[K]`` accuracies (higher is better).
+
+  Returns:
+    ``float32[K]`` with NaN/±inf replaced by 0.
+  """
+  fitness = np.asarray(fitness, np.float32)
+  return np.where(np.isfinite(fitness), fitness, 0.0).astype(np.float32)
+
+
+def to_minimization(fitness) -> jax.Array:
+  """glojax fitness (maximize, ``float[K]``) → evosax fitness (minimize): ``-fitness``."""
+  return -jax.numpy.asarray(sanitize_fitness(fitness))
+
+
+def config_to_dict(config) -> dict:
+  """A ConfigDict (or mapping) as plain JSON-able Python values."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  return json.loads(json.dumps(config, default=_json_default))
+
+
+def _json_default(obj):
+  if isinstance(obj, (np.integer,)):
+    return int(obj)
+  if isinstance(obj, (np.floating,)):
+    return float(obj)
+  if isinstance(obj, (np.ndarray, jax.Array)):
+    return np.asarray(obj).tolist()
+  if isinstance(obj, tuple):
+    return list(obj)
+  raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def check_config_keys(config: Mapping, reference: Mapping, path: str = "config") -> None:
+  """Raises a clear error for keys of ``config`` that ``reference`` does not have.
+
+  Catches typos in config files (``--config.serach.sigma``-style mistakes are already
+  caught by ml_collections; a misspelt key *inside* a config file is caught here).
+
+  Args:
+    config: the user's config (nested mappings).
+    reference: the default config with every allowed key.
+    path: prefix used in the error message.
+
+  Raises:
+    ValueError: naming the unknown key and the closest known ones.
+  """
+  for key, value in config.items():
+    if key not in reference:
+      close = difflib.get_close_matches(key, list(reference), n=3)
+      hint = f"; did you mean {close}?" if close else f"; known keys: {sorted(reference)}"
+      raise ValueError(f"unknown config key {path}.{key}{hint}")
+    ref_value = reference[key]
+    if isinstance(ref_value, Mapping) and ref_value and isinstance(value, Mapping):
+      check_config_keys(value, ref_value, f"{path}.{key}")
+
+
+def diff_configs(old: Mapping, new: Mapping, path: str = "") -> list[str]:
+  """Lists ``key: old -> new`` for every leaf that differs between two config dicts."""
+  out = []
+  for key in sorted(set(old) | set(new)):
+    p = f"{path}.{key}" if path else key
+    a, b = old.get(key, "<missing>"), new.get(key, "<missing>")
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+      out += diff_configs(a, b, p)
+    elif a != b:
+      out.append(f"{p}: {a!r} -> {b!r}")
+  return out
+
+
+def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = ()
+                    ) -> bool:
+  """Creates ``workdir`` or checks that it belongs to the same run.
+
+  Args:
+    workdir: the run's folder.
+    config: the run's config as a plain dict.
+    resumable_keys: dotted keys allowed to change on resume (e.g.
+      ``"search.generations"`` to extend a finished run).
+
+  Returns:
+    True if the workdir already held this run (resume), False if it is new.
+
+  Raises:
+    ValueError: if the workdir holds a run with a different config (listing the
+      differences) or ``workdir`` is a file.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir {workdir!r} exists and is not a directory")
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    allowed = tuple(resumable_keys)
+    diffs = [d for d in diff_configs(old, config)
+             if not any(d.startswith(k + ":") or d.startswith(k + ".") for k in allowed)]
+    if diffs:
+      raise ValueError(
+          f"workdir {workdir!r} holds a run with a different config; use a new --workdir "
+          f"or the original config. Differences: " + "; ".join(diffs))
+    write_json(path, config)  # records the resumable keys' new values
+    return True
+  write_json(path, config)
+  return False
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes ``obj`` as indented JSON atomically."""
+  _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default)
+                                        .encode()))
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes ``text`` atomically."""
+  _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _atomic_write(path: str, write) -> None:
+  folder = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_checkpoint(workdir: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+  """Atomically writes ``checkpoint.npz``: named arrays plus JSON metadata.
+
+  Args:
+    workdir: the run's folder.
+    arrays: name → array (NumPy/JAX); pytrees should be flattened by the caller
+      (see :func:`flatten_state`).
+    meta: JSON-able metadata (generation counter, history, best candidate, ...).
+  """
+  payload = {k: np.asarray(v) for k, v in arrays.items()}
+  payload["__meta__"] = np.asarray(json.dumps(meta, default=_json_default))
+  _atomic_write(os.path.join(workdir, CHECKPOINT_FILE),
+                lambda f: np.savez(f, **payload))
+
+
+def load_checkpoint(workdir: str) -> tuple[dict, dict] | None:
+  """Reads ``checkpoint.npz`` → ``(arrays, meta)``, or None if there is none."""
+  path = os.path.join(workdir, CHECKPOINT_FILE)
+  if not os.path.exists(path):
+    return None
+  with np.load(path, allow_pickle=False) as z:
+    arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    meta = json.loads(str(z["__meta__"]))
+  return arrays, meta
+
+
+def flatten_state(prefix: str, tree) -> dict:
+  """A pytree's leaves as ``{prefix/0: leaf0, ...}`` for :func:`save_checkpoint`."""
+  leaves = jax.tree_util.tree_leaves(tree)
+  return {f"{prefix}/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+
+
+def unflatten_state(prefix: str, arrays: Mapping[str, np.ndarray], like):
+  """Rebuilds a pytree with the structure of ``like`` from :func:`flatten_state` output.
+
+  Raises:
+    ValueError: if the checkpoint's leaves don't match ``like`` (a different search).
+  """
+  leaves, treedef = jax.tree_util.tree_flatten(like)
+  try:
+    new = [arrays[f"{prefix}/{i}"] for i in range(len(leaves))]
+  except KeyError as e:
+    raise ValueError(f"checkpoint does not match this search ({prefix} leaf {e} missing)"
+                     ) from None
+  for a, b in zip(new, leaves):
+    if np.shape(a) != np.shape(b):
+      raise ValueError(f"checkpoint does not match this search ({prefix}: shape "
+                       f"{np.shape(a)} vs {np.shape(b)})")
+  return jax.tree_util.tree_unflatten(
+      treedef, [jax.numpy.asarray(a, dtype=jax.numpy.asarray(b).dtype)
+                for a, b in zip(new, leaves)])
+
+
+def write_log(workdir: str, records: list[dict]) -> None:
+  """Rewrites ``log.jsonl`` with ``records`` (one JSON object per generation)."""
+  text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
+  write_text(os.path.join(workdir, LOG_FILE), text)
+
+
+def append_log(workdir: str, record: dict) -> None:
+  """Appends one generation's record to ``log.jsonl``."""
+  with open(os.path.join(workdir, LOG_FILE), "a") as f:
+    f.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def read_log(workdir: str) -> list[dict]:
+  """The records of ``log.jsonl`` (empty list if absent)."""
+  path = os.path.join(workdir, LOG_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def generation_key(seed: int, generation: int, purpose: int) -> jax.Array:
+  """The PRNG key of ``purpose`` in ``generation``: a pure function of the seed.
+
+  Deriving keys this way (instead of threading one key through the run) makes a
+  resumed run draw exactly what the uninterrupted run would have drawn.
+  """
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), generation)
+  return jax.random.fold_in(key, purpose)

@@ -1,0 +1,297 @@
+"""TaylorGLO: CMA-ES over the 8 parameters of a Taylor-polynomial loss.
+
+Dissertation ch. 5 (SPEC §3). Each generation, (μ/μ_w, λ)-CMA-ES (evosax ``CMA_ES``,
+mean 0, σ = 1.2, λ = 20) proposes λ parameter vectors θ; every candidate loss
+``taylorglo(θ, ·)`` trains a fresh network for a short partial training, all λ as one
+population program; fitness is validation accuracy (0 for NaN training, after
+retries). The best-validation θ of the whole search is then retrained R times with full
+training and compared with cross-entropy (:mod:`glojax.train.protocol`).
+
+Entry point: :func:`run` (``config``, ``workdir``) — resumable, see
+:mod:`glojax.search.common` for the workdir contract.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from glojax import data as data_lib
+from glojax import losses
+from glojax import models as models_lib
+from glojax.search import common
+from glojax.train import protocol
+from glojax.train.population import STRATEGIES, evaluate_population
+from glojax.train.trainer import TrainConfig, Trainer
+
+# Keys that may change when a run is resumed (extending a search, changing the
+# final protocol) without invalidating its generations.
+RESUMABLE_KEYS = ("search.generations", "final")
+FLAT_ACTIONS = ("skip_tell", "tell")
+_PURPOSE_ASK, _PURPOSE_TELL, _PURPOSE_TRAIN, _PURPOSE_INIT = 0, 1, 2, 3
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every key a TaylorGLO config may set, with the dissertation's defaults."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.dataset = ml_collections.ConfigDict({"name": "mnist5k", "seed": 0})
+  c.model = ml_collections.ConfigDict({"name": "mlp", "options": {}})
+  c.train = ml_collections.ConfigDict({
+      "steps": 2000, "batch_size": 100, "learning_rate": 0.01, "momentum": 0.0,
+      "weight_decay": 0.0, "eval_batch_size": 1000, "steps_per_call": 10,
+      "loop": "auto"})
+  c.search = ml_collections.ConfigDict({
+      "population_size": 20, "generations": 60, "sigma": 1.2, "mean": 0.0,
+      "class_reduction": "mean", "strategy": "auto", "nan_retries": 2,
+      "flat_action": "skip_tell"})
+  c.final = ml_collections.ConfigDict({
+      "enabled": True, "repeats": 10, "steps": 20000, "alternative": "greater",
+      "seed": 1})
+  return c
+
+
+def validate_config(config) -> dict:
+  """Checks a config against :func:`default_config` and returns it as a plain dict.
+
+  Raises:
+    ValueError: for unknown keys (typos), unknown dataset/model/strategy names or
+      values out of range, naming the offending key and value.
+  """
+  cfg = common.config_to_dict(config)
+  ref = common.config_to_dict(default_config())
+  common.check_config_keys(cfg, ref)
+  # Fill in defaults for keys the user left out.
+  for section, values in ref.items():
+    if isinstance(values, dict):
+      cfg[section] = {**values, **cfg.get(section, {})}
+    else:
+      cfg.setdefault(section, values)
+  if cfg["dataset"]["name"] not in data_lib.names():
+    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
+                     f"dataset; known: {data_lib.names()}")
+  if cfg["model"]["name"] not in models_lib.names():
+    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
+                     f"known: {models_lib.names()}")
+  s = cfg["search"]
+  if s["strategy"] not in STRATEGIES:
+    raise ValueError(f"config.search.strategy={s['strategy']!r} is not one of {STRATEGIES}")
+  if s["class_reduction"] not in losses.CLASS_REDUCTIONS:
+    raise ValueError(f"config.search.class_reduction={s['class_reduction']!r} is not one "
+                     f"of {losses.CLASS_REDUCTIONS}")
+  if s["flat_action"] not in FLAT_ACTIONS:
+    raise ValueError(f"config.search.flat_action={s['flat_action']!r} is not one of "
+                     f"{FLAT_ACTIONS}")
+  for key in ("population_size", "generations"):
+    if not isinstance(s[key], int) or s[key] < (2 if key == "population_size" else 0):
+      raise ValueError(f"config.search.{key}={s[key]!r} must be an integer "
+                       f"{'≥ 2' if key == 'population_size' else '≥ 0'}")
+  if not s["sigma"] > 0:
+    raise ValueError(f"config.search.sigma={s['sigma']!r} must be > 0")
+  if cfg["final"]["enabled"] and cfg["final"]["repeats"] < 2:
+    raise ValueError(f"config.final.repeats={cfg['final']['repeats']!r} must be ≥ 2 "
+                     f"(Welch's t-test)")
+  TrainConfig(**cfg["train"])  # raises ValueError naming a bad training value
+  return cfg
+
+
+def taylorglo_loss_fn(class_reduction: str) -> Callable:
+  """``loss_fn(theta, logits, labels)`` for the trainer, with a fixed class reduction."""
+  def loss_fn(theta, logits, labels):
+    return losses.taylorglo(theta, logits, labels, class_reduction=class_reduction)
+  return loss_fn
+
+
+def cross_entropy_loss_fn(_, logits, labels):
+  """Cross-entropy in the trainer's ``loss_fn(params, logits, labels)`` form."""
+  return losses.cross_entropy(logits, labels)
+
+
+def _build(cfg: dict, steps: Optional[int] = None):
+  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"])
+  model = models_lib.get(cfg["model"]["name"], num_classes=dataset.num_classes,
+                         **cfg["model"]["options"])
+  train_cfg = dict(cfg["train"])
+  if steps is not None:
+    train_cfg["steps"] = steps
+  return dataset, model, TrainConfig(**train_cfg)
+
+
+def _make_es(cfg: dict):
+  from evosax.algorithms import CMA_ES
+  s = cfg["search"]
+  es = CMA_ES(population_size=s["population_size"],
+              solution=jnp.zeros(losses.TAYLORGLO_NUM_PARAMS, jnp.float32))
+  params = es.default_params.replace(std_init=jnp.asarray(s["sigma"], jnp.float32))
+  return es, params
+
+
+def _fresh_state(cfg: dict, es, es_params):
+  mean = jnp.full((losses.TAYLORGLO_NUM_PARAMS,), cfg["search"]["mean"], jnp.float32)
+  return es.init(common.generation_key(cfg["seed"], 0, _PURPOSE_INIT), mean, es_params)
+
+
+def run(config, workdir: str, *, log: Callable[[str], None] = print,
+        on_generation: Optional[Callable[[int, dict], None]] = None) -> dict:
+  """Runs (or resumes) a TaylorGLO search and its final protocol in ``workdir``.
+
+  Args:
+    config: a ConfigDict/mapping with the keys of :func:`default_config`.
+    workdir: the run's folder; rerunning on the same folder resumes.
+    log: progress printer (one line per generation).
+    on_generation: optional callback ``(generation, record)`` after each generation's
+      checkpoint (tests use it to interrupt a run).
+
+  Returns:
+    ``{"best_theta": list[8], "best_fitness": float, "best_spec": str,
+    "generations": int, "final": dict | None}``.
+
+  Raises:
+    ValueError: for a bad config, or a workdir holding a different run.
+
+  Files written: see :mod:`glojax.search.common`; plus ``best_loss.txt`` (the best θ as
+  a ``taylorglo(theta=[...])`` spec) and ``final.json`` (the final comparison).
+  """
+  cfg = validate_config(config)
+  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
+  s = cfg["search"]
+  dataset, model, train_cfg = _build(cfg)
+  log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
+      f"population {s['population_size']}, {s['generations']} generations, "
+      f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
+  trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
+  es, es_params = _make_es(cfg)
+  state = _fresh_state(cfg, es, es_params)
+
+  history: list[dict] = []
+  best = {"fitness": -1.0, "theta": None, "generation": -1}
+  start_generation = 0
+  ckpt = common.load_checkpoint(workdir) if resumed else None
+  if ckpt is not None:
+    arrays, meta = ckpt
+    state = common.unflatten_state("es", arrays, state)
+    history, best = meta["history"], meta["best"]
+    start_generation = meta["generation"]
+    log(f"resuming from generation {start_generation} (best so far "
+        f"{best['fitness']:.4f})")
+  common.write_log(workdir, history)  # drop any line past the checkpoint
+
+  for generation in range(start_generation, s["generations"]):
+    t0 = time.time()
+    thetas, state = es.ask(common.generation_key(cfg["seed"], generation, _PURPOSE_ASK),
+                           state, es_params)
+    keys = jax.random.split(
+        common.generation_key(cfg["seed"], generation, _PURPOSE_TRAIN),
+        s["population_size"])
+    result = evaluate_population(trainer, thetas, keys, strategy=s["strategy"],
+                                 nan_retries=s["nan_retries"],
+                                 model_name=cfg["model"]["name"])
+    fitness = common.sanitize_fitness(result.fitness)
+    flat = bool(np.all(fitness == fitness[0]))
+    if flat and s["flat_action"] == "skip_tell":
+      # All candidates equal (typically all failed): telling would shrink σ with no
+      # information (step-size collapse). Keep the state; the next ask resamples.
+      told = False
+    else:
+      state, _ = es.tell(common.generation_key(cfg["seed"], generation, _PURPOSE_TELL),
+                         thetas, common.to_minimization(fitness), state, es_params)
+      told = True
+    i = int(np.argmax(fitness))
+    if fitness[i] > best["fitness"]:
+      best = {"fitness": float(fitness[i]), "theta": np.asarray(thetas[i]).tolist(),
+              "generation": generation}
+    record = {
+        "generation": generation,
+        "fitness": fitness.tolist(),
+        "best": float(fitness.max()), "mean": float(fitness.mean()),
+        "median": float(np.median(fitness)),
+        "best_theta": np.asarray(thetas[i]).tolist(),
+        "best_ever": best["fitness"],
+        "sigma": float(state.std),
+        "failed": result.num_failed, "retries": int(result.attempts.sum() - len(fitness)),
+        "flat": flat, "told": told,
+        "wall_time_s": time.time() - t0,
+    }
+    history.append(record)
+    common.save_checkpoint(workdir, common.flatten_state("es", state),
+                           {"generation": generation + 1, "history": history,
+                            "best": best})
+    common.append_log(workdir, record)
+    log(f"gen {generation + 1:3d}/{s['generations']}  best {record['best']:.4f}  "
+        f"mean {record['mean']:.4f}  median {record['median']:.4f}  "
+        f"best-ever {best['fitness']:.4f}  σ {record['sigma']:.3g}  "
+        f"failed {record['failed']}{'  (flat: no update)' if not told else ''}  "
+        f"{record['wall_time_s']:.1f}s")
+    if on_generation is not None:
+      on_generation(generation, record)
+
+  out = {"best_theta": best["theta"], "best_fitness": best["fitness"],
+         "generations": s["generations"], "final": None, "best_spec": None}
+  if best["theta"] is None:
+    log("no generation was run (search.generations = 0); nothing to report")
+    return out
+  out["best_spec"] = losses.taylorglo_spec(best["theta"])
+  common.write_text(os.path.join(workdir, "best_loss.txt"), out["best_spec"] + "\n")
+  log(f"best validation accuracy {best['fitness']:.4f} (generation "
+      f"{best['generation'] + 1}): {out['best_spec']}")
+  _plot_history(workdir, history, log)
+
+  if cfg["final"]["enabled"]:
+    out["final"] = final_protocol(cfg, best["theta"], workdir, log=log)
+  return out
+
+
+def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None] = print
+                   ) -> dict:
+  """Retrains ``theta`` and cross-entropy ``final.repeats`` times; writes ``final.json``.
+
+  Returns:
+    The result of :func:`glojax.train.protocol.compare` plus the printed table.
+  """
+  f = cfg["final"]
+  dataset, model, train_cfg = _build(cfg, steps=f["steps"])
+  candidate = protocol.LossUnderTest(
+      "taylorglo", taylorglo_loss_fn(cfg["search"]["class_reduction"]),
+      jnp.asarray(theta, jnp.float32), losses.taylorglo_spec(theta))
+  baseline = protocol.LossUnderTest("cross_entropy", cross_entropy_loss_fn,
+                                    jnp.zeros((0,), jnp.float32), "cross_entropy")
+  result = protocol.compare(candidate, baseline, model=model, dataset=dataset,
+                            train_config=train_cfg, repeats=f["repeats"], seed=f["seed"],
+                            strategy=cfg["search"]["strategy"],
+                            model_name=cfg["model"]["name"],
+                            alternative=f["alternative"], log=log)
+  result["table"] = protocol.format_table(result)
+  common.write_json(os.path.join(workdir, "final.json"), result)
+  log(result["table"])
+  return result
+
+
+def _plot_history(workdir: str, history: list[dict], log) -> None:
+  """Writes ``fitness.png``: best / mean / median validation accuracy per generation."""
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:  # plotting is a convenience; never lose a run over it
+    return
+  gens = [r["generation"] + 1 for r in history]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for key in ("best", "median", "mean"):
+    ax.plot(gens, [r[key] for r in history], marker="o", ms=3, label=key)
+  ax.plot(gens, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
+  ax.set_xlabel("generation")
+  ax.set_ylabel("validation accuracy")
+  ax.set_ylim(0, 1)
+  ax.set_title("TaylorGLO search")
+  ax.legend(loc="lower right")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir, "fitness.png"), dpi=100)
+  plt.close(fig)
+  log(f"wrote {os.path.join(workdir, 'fitness.png')}")
