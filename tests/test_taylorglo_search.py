@@ -68,6 +68,14 @@ def test_workdir_contents(tmp_path):
   assert out["best_fitness"] == max(r["best"] for r in log)
   spec = open(os.path.join(wd, "best_loss.txt")).read().strip()
   assert spec == out["best_spec"] and spec.startswith("taylorglo(theta=[")
+  # The saved spec loads with the registry as exactly the best θ's loss.
+  from glojax import losses
+  logits = np.random.default_rng(0).normal(size=(5, 10)).astype(np.float32)
+  labels = np.eye(10, dtype=np.float32)[[0, 3, 9, 2, 2]]
+  np.testing.assert_allclose(
+      losses.get(spec)(logits, labels),
+      losses.taylorglo(np.asarray(out["best_theta"], np.float32), logits, labels),
+      rtol=1e-6)
   final = json.load(open(os.path.join(wd, "final.json")))
   assert len(final["candidate"]["runs"]) == 2 and 0 <= final["welch"]["p"] <= 1
   # Finishing again is a no-op resume that reports the same best.
@@ -161,3 +169,25 @@ def test_paper_config_runs_at_tiny_scale(tmp_path):
   out = taylorglo.run(c, str(tmp_path / "paper"), log=lambda m: None)
   assert len(out["best_theta"]) == 8
   assert set(out["final"]) >= {"candidate", "baseline", "welch"}
+
+
+def test_invariant_filter_skips_untrainable(tmp_path):
+  """Theorem 6.5.1 as a filter: λ doubles; untrainable θ get fitness 0 untrained."""
+  from glojax.analysis import is_trainable
+  c = tiny_config()
+  c.search.population_size = 3
+  c.search.generations = 2
+  c.search.invariant_filter = True
+  c.final.enabled = False
+  messages = []
+  taylorglo.run(c, str(tmp_path / "inv"), log=messages.append)
+  assert "population 6 (invariant filter on" in messages[0]
+  log = common.read_log(str(tmp_path / "inv"))
+  total_skipped = 0
+  for r in log:
+    ok = np.asarray(is_trainable(np.asarray(r["thetas"], np.float32), 10))
+    assert len(r["fitness"]) == 6 and r["skipped_untrainable"] == int((~ok).sum())
+    assert all(f == 0.0 for f, t in zip(r["fitness"], ok) if not t)
+    assert all(f > 0.0 for f, t in zip(r["fitness"], ok) if t)  # trained: beats 0
+    total_skipped += r["skipped_untrainable"]
+  assert 0 < total_skipped < 12  # about half of N(0, 1.2²) θ fail the invariant
