@@ -157,13 +157,17 @@ def test_run_writes_loadable_specs_and_resume_reproduces(tmp_path):
   logits = jax.random.normal(jax.random.PRNGKey(0), (3, 10))
   labels = jax.nn.one_hot(jnp.arange(3), 10)
   assert np.all(np.isfinite(T.compile_jnp(tree)(logits, labels)))
-  if hasattr(losses, "get"):   # the registry (zoo branch) loads the same spec
-    np.testing.assert_allclose(losses.get(spec)(logits, labels),
-                               T.compile_jnp(tree)(logits, labels), rtol=1e-6)
+  np.testing.assert_allclose(losses.get(spec)(logits, labels),   # the registry
+                             T.compile_jnp(tree)(logits, labels), rtol=1e-6)
   log = [json.loads(line) for line in open(os.path.join(full, "log.jsonl"))]
   assert [r["phase"] for r in log] == ["ga"] * 3 + ["cma"] * 2
   assert out["best_loss_fitness"] >= out["best_tree_fitness"] > 0
   assert 0.0 <= out["hit_rate"] <= 1.0
+  c = out["confirm"]
+  assert c["repeats"] == 2 and len(c["best_loss"]["runs"]) == 2
+  # The retrained CE runs use the baseline's keys: the same numbers again.
+  assert c["cross_entropy"]["runs"] == json.load(
+      open(os.path.join(full, "results.json")))["confirm"]["cross_entropy"]["runs"]
 
   # Interrupt after GA generation 2 and after CMA generation 1, then resume.
   part = str(tmp_path / "part")
