@@ -7,7 +7,7 @@ Usage::
 
 Override any config value on the command line, e.g. ``--config.search.generations=5``.
 Rerunning the same command on the same ``--workdir`` resumes where it stopped
-(``search.generations`` and ``final.*`` may change on resume). Results land in the
+(only ``final.*`` may change on resume). Results land in the
 workdir: ``log.jsonl`` (one line per GA or CMA-ES generation), ``fitness.png``,
 ``best_tree.txt`` and ``best_loss.txt`` (``expr:`` specs that ``glojax.losses.get``
 loads), ``results.json``, and ``final.json`` when the final protocol is enabled.

@@ -49,7 +49,9 @@ from glojax.train.population import STRATEGIES, evaluate_population
 from glojax.train.trainer import TrainConfig, Trainer
 
 EXPR_PREFIX = "expr:"
-RESUMABLE_KEYS = ("search.generations", "final")
+# Keys that may change when a run is resumed. (Unlike TaylorGLO, the GA's generation
+# count is fixed: the coefficient phase starts from the GA's final population.)
+RESUMABLE_KEYS = ("final",)
 FLAT_ACTIONS = ("skip_tell", "tell")
 _PURPOSE_VARY, _PURPOSE_TRAIN, _PURPOSE_ASK, _PURPOSE_TELL, _PURPOSE_INIT = range(5)
 _PURPOSE_BASELINE = 5
@@ -456,7 +458,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   state = {"phase": "ga", "generation": 0, "population": None, "fitness": None,
            "history": [], "cache": {}, "counters": dict(evaluator.counters),
            "best": {"fitness": -1.0, "tree": None, "generation": -1},
-           "baseline": None, "cma": [], "cma_state": None}
+           "baseline": None, "cma": []}
   es_arrays = None
   ckpt = common.load_checkpoint(workdir) if resumed else None
   if ckpt is not None:
