@@ -242,9 +242,9 @@ def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int):
     sqrt_b = jnp.sqrt(b)
     quotient = a / b
     # (opcode, value, tangent). sqrt keeps a zero tangent zero (sqrt of a constant 0
-    # has a finite value, and reverse mode gives it no gradient either). Unselected entries may be NaN/inf: they are dropped
-    # by the forward select and never differentiated (the VJP is custom), so the
-    # jnp.where gradient trap cannot occur.
+    # has a finite value, and reverse mode gives it no gradient either). Unselected
+    # entries may be NaN/inf: the forward select drops them and they are never
+    # differentiated (the VJP is custom), so the jnp.where gradient trap cannot occur.
     table = [
         (X, x, no_tangent),
         (Y, y, lane(0)),

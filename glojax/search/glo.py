@@ -551,7 +551,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   out = {"best_tree": None, "best_tree_fitness": state["best"]["fitness"],
          "best_loss": None, "best_loss_fitness": None,
          "baseline_fitness": state["baseline"]["mean"] if state["baseline"] else None,
-         "generations": s["generations"], "final": None}
+         "generations": s["generations"], "confirm": None, "final": None}
   if state["best"]["tree"] is None:
     log("no generation was run (search.generations = 0); nothing to report")
     out.update(counters=dict(evaluator.counters), hit_rate=0.0)
@@ -595,7 +595,10 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   log(f"best tree (validation {out['best_tree_fitness']:.4f}): {out['best_tree']}")
   log(f"best loss after coefficients (validation {out['best_loss_fitness']:.4f}): "
       f"{out['best_loss']}")
-  if state["baseline"] is not None:
+  usable = out["best_loss_fitness"] > 0
+  if not usable:
+    log("no loss trained successfully: skipping the retraining comparisons")
+  if state["baseline"] is not None and usable:
     # The search's best fitness is the maximum of many noisy evaluations; retrain the
     # winners with the cross-entropy baseline's keys for an unbiased, paired comparison.
     out["confirm"] = _confirm(cfg, evaluator, best_tree, tree_lib.parse(best_entry["tree"]),
@@ -612,7 +615,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       f"{counters['invalid']} without x and y, {counters['too_large']} too large, "
       f"{counters['failed']} NaN trainings")
   _plot_history(workdir, state["history"], log)
-  if cfg["final"]["enabled"]:
+  if cfg["final"]["enabled"] and usable:
     out["final"] = final_protocol(cfg, tree_lib.parse(best_entry["tree"]), best_scales,
                                   workdir, log=log)
   return out
