@@ -18,7 +18,7 @@ import functools
 
 import sympy
 
-from glojax.expr.tree import Leaf, Node, Tree, size, to_string
+from glojax.expr.tree import Leaf, Tree, parse, size, to_string
 
 X = sympy.Symbol("x", nonnegative=True)
 Y = sympy.Symbol("y", positive=True)
@@ -58,7 +58,7 @@ def to_sympy(tree: Tree) -> sympy.Expr:
 
 @functools.lru_cache(maxsize=100_000)
 def _canonical_text(text: str, simplify: bool) -> tuple[str, frozenset]:
-  from glojax.expr.tree import parse
+  # Keyed by the printed tree (trees print and parse back exactly): memoized per text.
   expr = to_sympy(parse(text))
   if simplify:
     expr = sympy.simplify(expr)
