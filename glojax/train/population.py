@@ -127,10 +127,11 @@ class _Programs:
       ce_sum = ce_sum + out["ce_sum"]
       finite_logits = finite_logits & out["finite_logits"]
     finite = state.finite & self.params_finite(state.params) & finite_logits
-    return {"accuracy": np.asarray(correct, np.float32) / n_examples,
-            "loss": np.asarray(ce_sum, np.float32) / n_examples,
-            "train_loss": np.asarray(state.last_loss, np.float32),
-            "finite": np.asarray(finite, bool)}
+    # np.array copies: views of device buffers are read-only, and retries write rows.
+    return {"accuracy": np.array(correct, np.float32) / n_examples,
+            "loss": np.array(ce_sum, np.float32) / n_examples,
+            "train_loss": np.array(state.last_loss, np.float32),
+            "finite": np.array(finite, bool)}
 
 
 def _all_finite(tree) -> jax.Array:
