@@ -3,8 +3,9 @@
 ``tfds.data_source`` reads prepared ArrayRecord files with random access and needs no
 TensorFlow; it does not download unless asked. The machines that run glojax often have no
 internet, so by default nothing is downloaded: prepare the data once on a machine with
-internet (``download=True`` here, or ``tfds build cifar10 --file_format=array_record
---data_dir DIR``) and pass ``data_dir`` (or set ``TFDS_DATA_DIR``).
+internet *and TensorFlow* (TFDS encodes images with it while preparing) — ``download=True``
+here, or ``tfds build cifar10 --file_format=array_record --data_dir DIR`` — and pass
+``data_dir`` (or set ``TFDS_DATA_DIR``).
 
 Splits (SPEC §8; fixed pre-shuffle ``seed`` of the official training set):
 
@@ -87,7 +88,8 @@ def tfds_arrays(tfds_name: str, split: str, data_dir: Optional[str] = None,
     raise FileNotFoundError(
         f"TFDS dataset {tfds_name!r} (split {split!r}) is not available in {where}: "
         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
-        f"To obtain it, on a machine with internet run\n"
+        f"To obtain it, on a machine with internet and TensorFlow (TFDS needs it to encode "
+        f"the images while preparing; reading them back here does not) run\n"
         f"  python -c \"import tensorflow_datasets as tfds; tfds.data_source("
         f"'{tfds_name}', data_dir='DIR', download=True, "
         f"builder_kwargs={{'file_format': 'array_record'}})\"\n"
