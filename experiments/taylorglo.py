@@ -34,7 +34,7 @@ def main(argv):
   try:
     taylorglo.run(_CONFIG.value, _WORKDIR.value,
                   log=lambda msg: print(msg, flush=True))
-  except ValueError as e:  # bad config / workdir: a clear message, no traceback
+  except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
 

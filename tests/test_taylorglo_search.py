@@ -160,9 +160,13 @@ def test_paper_config_runs_at_tiny_scale(tmp_path):
   sys.path.insert(0, REPO)
   from experiments.configs import mnist_paper
   c = mnist_paper.get_config()
-  assert (c.model.name, c.train.steps, c.search.population_size, c.search.generations,
-          c.final.steps, c.final.repeats, c.search.sigma) == ("mnist_cnn", 2000, 20, 60,
-                                                             20000, 10, 1.2)
+  assert (c.dataset.name, c.model.name, c.train.steps, c.search.population_size,
+          c.search.generations, c.final.steps, c.final.repeats, c.search.sigma) == (
+              "mnist", "mnist_cnn", 2000, 20, 60, 20000, 10, 1.2)
+  # Full MNIST is not prepared here: a clear error before any work, naming the fix.
+  with pytest.raises(FileNotFoundError, match="mnist"):
+    taylorglo.run(c, str(tmp_path / "no_data"), log=lambda m: None)
+  c.dataset.name = "mnist5k"  # the embedded subset stands in for full MNIST
   c.train.steps, c.train.batch_size, c.train.eval_batch_size = 2, 8, 250
   c.search.population_size, c.search.generations = 2, 1
   c.final.repeats, c.final.steps = 2, 2

@@ -7,9 +7,11 @@ Run::
 
 Needs: a GPU (the paper's CNN trains at ~5 steps/s on a 2-core CPU, so the
 60 × 20 × 2,000 = 2.4 M candidate steps would take days there) and the full MNIST
-data set (55k/5k/10k split, SPEC §8). Until the TFDS ``mnist`` loader is registered
-(`glojax.data.names()`), the config falls back to the embedded ``mnist5k`` subset, which
-runs but does not reproduce the paper's numbers.
+data set (55k/5k/10k split, SPEC §8) prepared for TFDS (``tfds build mnist
+--file_format=array_record`` on a machine with internet; pass its folder with
+``--config.dataset.options.data_dir=DIR``). Without it the run stops at once with a message
+saying how to obtain it; ``--config.dataset.name=mnist5k`` runs the same search on the
+embedded subset (but does not reproduce the paper's numbers).
 
 Settings (dissertation §5.3, SPEC §3): CMA-ES population 20, σ = 1.2, mean 0,
 60 generations; fitness = validation accuracy after 2,000 SGD steps (lr 0.01,
@@ -19,14 +21,13 @@ Paper result (dissertation Table 5.1, MNIST basic CNN): TaylorGLO 0.9951 vs
 cross-entropy 0.9899 test accuracy (10 runs each, p < 0.05 one-tailed Welch).
 """
 
-from glojax import data
 from glojax.search.taylorglo import default_config
 
 
 def get_config():
   c = default_config()
   c.seed = 0
-  c.dataset.name = "mnist" if "mnist" in data.names() else "mnist5k"
+  c.dataset.name = "mnist"
   c.model.name = "mnist_cnn"
   c.train.steps = 2000
   c.train.batch_size = 100

@@ -13,6 +13,7 @@ Entry point: :func:`run` (``config``, ``workdir``) — resumable, see
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, Optional
@@ -42,12 +43,13 @@ def default_config() -> ml_collections.ConfigDict:
   """Every key a TaylorGLO config may set, with the dissertation's defaults."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.dataset = ml_collections.ConfigDict({"name": "mnist5k", "seed": 0})
+  c.dataset = ml_collections.ConfigDict({"name": "mnist5k", "seed": 0, "options": {}})
   c.model = ml_collections.ConfigDict({"name": "mlp", "options": {}})
-  c.train = ml_collections.ConfigDict({
-      "steps": 2000, "batch_size": 100, "learning_rate": 0.01, "momentum": 0.0,
-      "weight_decay": 0.0, "eval_batch_size": 1000, "steps_per_call": 10,
-      "loop": "auto"})
+  # Every TrainConfig field (optimizer, schedule, augment, ...), so CIFAR recipes can
+  # be used inside a search; the dissertation's MNIST values override the defaults.
+  train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+  train.update({"steps": 2000, "batch_size": 100, "learning_rate": 0.01})
+  c.train = ml_collections.ConfigDict(train)
   c.search = ml_collections.ConfigDict({
       "population_size": 20, "generations": 60, "sigma": 1.2, "mean": 0.0,
       "class_reduction": "mean", "strategy": "auto", "nan_retries": 2,
@@ -115,7 +117,8 @@ def cross_entropy_loss_fn(_, logits, labels):
 
 
 def _build(cfg: dict, steps: Optional[int] = None):
-  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"])
+  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"],
+                          **cfg["dataset"]["options"])
   model = models_lib.get(cfg["model"]["name"], num_classes=dataset.num_classes,
                          **cfg["model"]["options"])
   train_cfg = dict(cfg["train"])
@@ -161,6 +164,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
 
   Raises:
     ValueError: for a bad config, or a workdir holding a different run.
+    FileNotFoundError: if the dataset is not available (the message says how to get it).
 
   Files written: see :mod:`glojax.search.common`; plus ``best_loss.txt`` (the best θ as
   a ``taylorglo(theta=[...])`` spec) and ``final.json`` (the final comparison).
