@@ -80,7 +80,7 @@ def nominal_peak_gflops() -> tuple[float, str]:
 def machine_description() -> dict:
   desc = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
           "jax": jax.__version__, "python": platform.python_version(),
-          "cpu_count": os.cpu_count()}
+          "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()}
   try:
     desc["cpu"] = next(line.split(":", 1)[1].strip() for line in
                        subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -229,6 +229,10 @@ def main(argv=None) -> int:
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--max_k", default="mnist_cnn=8,small_cnn=32",
                  help="per-model largest K, e.g. mnist_cnn=8 (the paper CNN is slow on CPU)")
+  p.add_argument("--unroll_max_k", type=int, default=16,
+                 help="largest K for unroll (its compile time grows with K × steps_per_call)")
+  p.add_argument("--naive_max_k", type=int, default=8,
+                 help="largest K for the naive strategy (its per-candidate cost is flat in K)")
   p.add_argument("--peak_gflops", type=float, default=0.0)
   p.add_argument("--out", default="benchmarks/results/run")
   args = p.parse_args(argv)
@@ -250,6 +254,9 @@ def main(argv=None) -> int:
       for strategy in strategies:
         if strategy == "sharded":
           continue  # measured by glojax.train.parallel where available
+        if (strategy == "naive" and k > args.naive_max_k) or (
+            strategy == "unroll" and k > args.unroll_max_k):
+          continue
         trainer = make_trainer(model_name, dataset, steps, args.steps_per_call)
         timing = time_strategy(trainer, strategy, k, args.repeats)
         row = {"model": model_name, "k": k, "strategy": strategy, "steps": steps,
