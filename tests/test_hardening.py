@@ -46,3 +46,79 @@ def test_expr_parse_rejects_non_finite_and_deep_trees():
 def test_code_is_never_run(spec):
   with pytest.raises(ValueError):
     losses.get(spec)
+
+
+# ---- search configs ----------------------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+from glojax.search import common, taylorglo  # noqa: E402
+
+
+def tiny_config():
+  c = taylorglo.default_config()
+  c.model.options = {"hidden": (8,)}
+  c.train.steps = 20
+  c.train.batch_size = 32
+  c.train.learning_rate = 0.1
+  c.search.population_size = 4
+  c.search.generations = 2
+  c.final.repeats = 2
+  c.final.steps = 20
+  return c
+
+
+def _set(config, dotted, value):
+  """``config`` as a plain dict (a config file can hold any type) with one value set."""
+  config = common.config_to_dict(config)
+  section, _, key = dotted.rpartition(".")
+  target = config
+  for part in filter(None, section.split(".")):
+    target = target[part]
+  target[key] = value
+  return config
+
+
+@pytest.mark.parametrize("key, value", [
+    # Values that used to pass validation and fail only after the whole search.
+    ("final.steps", 0),
+    ("final.alternative", "bigger"),
+    ("final.seed", "one"),
+    ("final.repeats", 2.5),
+    # Wrong types (a config file can hold anything) used to raise TypeError.
+    ("search.sigma", "abc"),
+    ("search.sigma", float("inf")),
+    ("search.mean", float("nan")),
+    ("search.mean", "zero"),
+    ("search.nan_retries", -1),
+    ("search.population_size", 4.0),
+    ("search.population_size", True),
+    ("seed", "0"),
+    ("seed", -1),
+    ("dataset.seed", 1.5),
+    ("train.learning_rate", "fast"),
+    ("train.momentum", -0.5),
+    ("train.momentum", 1.0),
+    ("train.weight_decay", -1e-4),
+    ("model.options", "hidden=8"),
+])
+def test_bad_config_values_fail_before_any_work(tmp_path, key, value):
+  config = _set(tiny_config(), key, value)
+  wd = str(tmp_path / "run")
+  with pytest.raises(ValueError, match=r"config\." + key.replace(".", r"\.")):
+    taylorglo.run(config, wd, log=lambda m: None)
+  assert not os.path.exists(wd)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model.options", {"hiddn": (8,)}, "hiddn"),
+    ("model.options", {"hidden": "wide"}, "hidden"),
+])
+def test_bad_model_options_leave_no_workdir(tmp_path, key, value, message):
+  """A config that cannot build its model must not claim the workdir (config.json)."""
+  config = _set(tiny_config(), key, value)
+  wd = str(tmp_path / "run")
+  with pytest.raises(ValueError, match=message):
+    taylorglo.run(config, wd, log=lambda m: None)
+  assert not os.path.exists(os.path.join(wd, common.CONFIG_FILE))

@@ -70,6 +70,9 @@ def validate_config(config) -> dict:
   # Fill in defaults for keys the user left out.
   for section, values in ref.items():
     if isinstance(values, dict):
+      if not isinstance(cfg.get(section, {}), dict):
+        raise ValueError(f"config.{section}={cfg[section]!r} must be a section (a dict) "
+                         f"with keys {sorted(values)}")
       cfg[section] = {**values, **cfg.get(section, {})}
     else:
       cfg.setdefault(section, values)
@@ -88,17 +91,64 @@ def validate_config(config) -> dict:
   if s["flat_action"] not in FLAT_ACTIONS:
     raise ValueError(f"config.search.flat_action={s['flat_action']!r} is not one of "
                      f"{FLAT_ACTIONS}")
-  for key in ("population_size", "generations"):
-    if not isinstance(s[key], int) or s[key] < (2 if key == "population_size" else 0):
-      raise ValueError(f"config.search.{key}={s[key]!r} must be an integer "
-                       f"{'≥ 2' if key == 'population_size' else '≥ 0'}")
-  if not s["sigma"] > 0:
-    raise ValueError(f"config.search.sigma={s['sigma']!r} must be > 0")
-  if cfg["final"]["enabled"] and cfg["final"]["repeats"] < 2:
-    raise ValueError(f"config.final.repeats={cfg['final']['repeats']!r} must be ≥ 2 "
-                     f"(Welch's t-test)")
-  TrainConfig(**cfg["train"])  # raises ValueError naming a bad training value
+  _check_int("search.population_size", s["population_size"], 2)
+  _check_int("search.generations", s["generations"], 0)
+  _check_int("search.nan_retries", s["nan_retries"], 0)
+  _check_number("search.sigma", s["sigma"], low=0.0, low_open=True)
+  _check_number("search.mean", s["mean"])
+  for key in ("seed", "dataset.seed", "final.seed"):
+    section, _, name = key.rpartition(".")
+    _check_int(key, (cfg[section] if section else cfg)[name], 0, high=2**63 - 1)
+  if not isinstance(cfg["model"]["options"], dict):
+    raise ValueError(f"config.model.options={cfg['model']['options']!r} must be a dict of "
+                     "model fields, e.g. {'hidden': (64,)}")
+  t = cfg["train"]
+  _check_number("train.learning_rate", t["learning_rate"])  # sign: TrainConfig
+  _check_number("train.momentum", t["momentum"], low=0.0, high=1.0, high_open=True)
+  _check_number("train.weight_decay", t["weight_decay"], low=0.0)
+  for key in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
+    _check_int(f"train.{key}", t[key], 1)
+  f = cfg["final"]
+  if not isinstance(f["enabled"], bool):
+    raise ValueError(f"config.final.enabled={f['enabled']!r} must be True or False")
+  if f["enabled"]:
+    _check_int("final.repeats", f["repeats"], 2, why=" (Welch's t-test)")
+    _check_int("final.steps", f["steps"], 1)
+    if f["alternative"] not in protocol.ALTERNATIVES:
+      raise ValueError(f"config.final.alternative={f['alternative']!r} is not one of "
+                       f"{protocol.ALTERNATIVES}")
+  try:
+    TrainConfig(**t)
+  except (TypeError, ValueError) as e:  # e.g. an unknown loop
+    raise ValueError(f"config.train: {e}") from None
   return cfg
+
+
+def _check_int(key: str, value, low: int, high: Optional[int] = None, why: str = ""
+               ) -> None:
+  """Raises ValueError unless ``value`` is an int (not a bool) in [low, high]."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+      or value < low or (high is not None and value > high):
+    bound = f"≥ {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"config.{key}={value!r} must be an integer {bound}{why}")
+
+
+def _check_number(key: str, value, low: Optional[float] = None,
+                  high: Optional[float] = None, low_open: bool = False,
+                  high_open: bool = False) -> None:
+  """Raises ValueError unless ``value`` is a finite real number within the bounds."""
+  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+        and np.isfinite(value))
+  if ok and low is not None:
+    ok = value > low if low_open else value >= low
+  if ok and high is not None:
+    ok = value < high if high_open else value <= high
+  if not ok:
+    lo = "" if low is None else f"{'>' if low_open else '≥'} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '≤'} {high}"
+    bounds = " and ".join(b for b in (lo, hi) if b)
+    raise ValueError(f"config.{key}={value!r} must be a finite number"
+                     f"{' ' + bounds if bounds else ''}")
 
 
 def taylorglo_loss_fn(class_reduction: str) -> Callable:
@@ -121,6 +171,20 @@ def _build(cfg: dict, steps: Optional[int] = None):
   if steps is not None:
     train_cfg["steps"] = steps
   return dataset, model, TrainConfig(**train_cfg)
+
+
+def _check_model_builds(cfg: dict, trainer: Trainer) -> None:
+  """Initializes the model abstractly (no FLOPs) so bad model options fail up front.
+
+  Raises:
+    ValueError: naming ``config.model.options`` when the model cannot be built.
+  """
+  try:
+    jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+  except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ValueError(f"config.model.options={cfg['model']['options']!r} cannot build "
+                     f"model {cfg['model']['name']!r}: {first_line}") from None
 
 
 def _make_es(cfg: dict):
@@ -159,13 +223,16 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   a ``taylorglo(theta=[...])`` spec) and ``final.json`` (the final comparison).
   """
   cfg = validate_config(config)
-  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
   s = cfg["search"]
+  # Build everything that can fail on a bad config before the workdir is claimed
+  # (config.json): a corrected rerun must not be refused as "a different run".
   dataset, model, train_cfg = _build(cfg)
+  trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
+  _check_model_builds(cfg, trainer)
+  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
       f"population {s['population_size']}, {s['generations']} generations, "
       f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
-  trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
   es, es_params = _make_es(cfg)
   state = _fresh_state(cfg, es, es_params)
 
