@@ -122,3 +122,116 @@ def test_bad_model_options_leave_no_workdir(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
     taylorglo.run(config, wd, log=lambda m: None)
   assert not os.path.exists(os.path.join(wd, common.CONFIG_FILE))
+
+
+# ---- workdirs, checkpoints, logs ---------------------------------------------------------
+
+import shutil  # noqa: E402
+
+
+@pytest.mark.parametrize("make_workdir", [
+    lambda tmp: str(tmp / "a_file" / "sub"),   # parent is a file
+    lambda tmp: "",                            # empty --workdir=
+    lambda tmp: "/proc/glojax_cannot_create",  # not creatable (even as root)
+])
+def test_uncreatable_workdir_is_a_value_error(tmp_path, make_workdir):
+  (tmp_path / "a_file").write_text("x")
+  wd = make_workdir(tmp_path)
+  with pytest.raises(ValueError, match="workdir"):
+    common.prepare_workdir(wd, {"seed": 0})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """One finished tiny run (1 generation + a 2×20-step final protocol)."""
+  wd = str(tmp_path_factory.mktemp("finished") / "run")
+  c = tiny_config()
+  c.search.generations = 1
+  out = taylorglo.run(c, wd, log=lambda m: None)
+  return c, wd, out
+
+
+def _copy(finished_run, tmp_path):
+  c, wd, out = finished_run
+  new = str(tmp_path / "run")
+  shutil.copytree(wd, new)
+  return c, new, out
+
+
+def _files(wd):
+  return {n: open(os.path.join(wd, n), "rb").read() for n in sorted(os.listdir(wd))}
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[:len(b) // 2],      # truncated
+    lambda b: b"",                  # empty
+    lambda b: b"not a zip at all",  # replaced
+])
+def test_damaged_checkpoint_fails_naming_file_and_keeps_everything(
+    finished_run, tmp_path, damage):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.CHECKPOINT_FILE)
+  data = open(path, "rb").read()
+  open(path, "wb").write(damage(data))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_checkpoint_with_bad_metadata_fails_naming_file(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  arrays, meta = common.load_checkpoint(wd)
+  del meta["history"]
+  common.save_checkpoint(wd, arrays, meta)
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_missing_checkpoint_does_not_wipe_the_log(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  os.remove(os.path.join(wd, common.CHECKPOINT_FILE))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"log\.jsonl.*checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_missing_config_does_not_restart_over_a_run(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  os.remove(os.path.join(wd, common.CONFIG_FILE))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"config\.json"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_partial_trailing_log_line(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.LOG_FILE)
+  complete = open(path).read()
+  open(path, "a").write('{"generation": 1, "fitness": [0.1')  # killed mid-append
+  assert common.read_log(wd) == [json.loads(complete)]
+  # A damaged line elsewhere is an error naming the file and line.
+  open(path, "w").write("garbage\n" + complete)
+  with pytest.raises(ValueError, match=r"log\.jsonl.*line 1"):
+    common.read_log(wd)
+
+
+def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert not any("final protocol: training" in m for m in messages), messages
+  assert any("final.json" in m for m in messages)
+  assert again["final"]["candidate"]["runs"] == out["final"]["candidate"]["runs"]
+  # A changed final protocol is redone.
+  c2 = tiny_config()
+  c2.search.generations = 1
+  c2.final.seed = 7
+  messages = []
+  taylorglo.run(c2, wd, log=messages.append)
+  assert any("final protocol: training" in m for m in messages)
+  assert json.load(open(os.path.join(wd, "final.json")))["final_config"]["seed"] == 7

@@ -121,15 +121,36 @@ def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = 
 
   Raises:
     ValueError: if the workdir holds a run with a different config (listing the
-      differences) or ``workdir`` is a file.
+      differences), ``workdir`` is a file or cannot be created or written, or it
+      holds a checkpoint/log but no ``config.json``.
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir {workdir!r} exists and is not a directory")
-  os.makedirs(workdir, exist_ok=True)
+  if not workdir:
+    raise ValueError("--workdir is empty; give a folder for the run")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create --workdir {workdir!r}: {e.strerror}") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir {workdir!r} is not writable")
   path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    # A checkpoint or log without config.json is a run we cannot check against; a
+    # fresh start would overwrite it.
+    orphans = [n for n in (CHECKPOINT_FILE, LOG_FILE)
+               if os.path.exists(os.path.join(workdir, n))]
+    if orphans:
+      raise ValueError(
+          f"workdir {workdir!r} holds {' and '.join(orphans)} but no {CONFIG_FILE}; "
+          f"restore {CONFIG_FILE} to resume, or use a new --workdir")
   if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+    try:
+      with open(path) as f:
+        old = json.load(f)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"cannot read {path!r} ({e}); restore it or use a new --workdir"
+                       ) from None
     allowed = tuple(resumable_keys)
     diffs = [d for d in diff_configs(old, config)
              if not any(d.startswith(k + ":") or d.startswith(k + ".") for k in allowed)]
@@ -184,14 +205,33 @@ def save_checkpoint(workdir: str, arrays: Mapping[str, Any], meta: Mapping[str, 
                 lambda f: np.savez(f, **payload))
 
 
-def load_checkpoint(workdir: str) -> tuple[dict, dict] | None:
-  """Reads ``checkpoint.npz`` → ``(arrays, meta)``, or None if there is none."""
+def load_checkpoint(workdir: str, required_meta: Iterable[str] = ()
+                    ) -> tuple[dict, dict] | None:
+  """Reads ``checkpoint.npz`` → ``(arrays, meta)``, or None if there is none.
+
+  Args:
+    workdir: the run's folder.
+    required_meta: metadata keys the caller needs.
+
+  Raises:
+    ValueError: naming the file, if it cannot be read or lacks ``required_meta``.
+      The file is written atomically, so this means it was damaged or replaced;
+      the run stops rather than silently starting over.
+  """
   path = os.path.join(workdir, CHECKPOINT_FILE)
   if not os.path.exists(path):
     return None
-  with np.load(path, allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files if k != "__meta__"}
-    meta = json.loads(str(z["__meta__"]))
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files if k != "__meta__"}
+      meta = json.loads(str(z["__meta__"]))
+    missing = [k for k in required_meta if k not in meta]
+    if missing:
+      raise KeyError(f"metadata lacks {missing}")
+  except Exception as e:  # zipfile, EOF, pickle refusal, JSON, missing keys...
+    raise ValueError(
+        f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e}). Restore it, or "
+        f"move it and {LOG_FILE} away to restart the search from scratch") from None
   return arrays, meta
 
 
@@ -235,12 +275,30 @@ def append_log(workdir: str, record: dict) -> None:
 
 
 def read_log(workdir: str) -> list[dict]:
-  """The records of ``log.jsonl`` (empty list if absent)."""
+  """The records of ``log.jsonl`` (empty list if absent).
+
+  A last line without its newline that does not parse (a run killed while
+  appending) is skipped.
+
+  Raises:
+    ValueError: naming the file and line, for any other line that is not JSON.
+  """
   path = os.path.join(workdir, LOG_FILE)
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.read().split("\n")
+  records = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except ValueError as e:
+      if number == len(lines):  # no trailing newline: an interrupted append
+        break
+      raise ValueError(f"{path}: line {number} is not JSON ({e})") from None
+  return records
 
 
 def generation_key(seed: int, generation: int, purpose: int) -> jax.Array:

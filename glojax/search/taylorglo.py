@@ -13,6 +13,7 @@ Entry point: :func:`run` (``config``, ``workdir``) — resumable, see
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable, Optional
@@ -173,6 +174,15 @@ def _build(cfg: dict, steps: Optional[int] = None):
   return dataset, model, TrainConfig(**train_cfg)
 
 
+def _log_lines(workdir: str) -> int:
+  """Non-empty lines of ``log.jsonl`` (0 if absent), without parsing them."""
+  path = os.path.join(workdir, common.LOG_FILE)
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return sum(1 for line in f if line.strip())
+
+
 def _check_model_builds(cfg: dict, trainer: Trainer) -> None:
   """Initializes the model abstractly (no FLOPs) so bad model options fail up front.
 
@@ -239,12 +249,22 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   history: list[dict] = []
   best = {"fitness": -1.0, "theta": None, "generation": -1}
   start_generation = 0
-  ckpt = common.load_checkpoint(workdir) if resumed else None
+  ckpt = (common.load_checkpoint(workdir, ("history", "best", "generation"))
+          if resumed else None)
   if ckpt is not None:
     arrays, meta = ckpt
-    state = common.unflatten_state("es", arrays, state)
+    try:
+      state = common.unflatten_state("es", arrays, state)
+    except ValueError as e:
+      raise ValueError(f"{os.path.join(workdir, common.CHECKPOINT_FILE)}: {e}") from None
     history, best = meta["history"], meta["best"]
     start_generation = meta["generation"]
+  elif resumed and _log_lines(workdir):
+    # Starting over would overwrite the log of generations whose state is gone.
+    raise ValueError(
+        f"workdir {workdir!r}: {common.LOG_FILE} has {_log_lines(workdir)} generation(s) "
+        f"but {common.CHECKPOINT_FILE} is missing; restore it to resume, or move "
+        f"{common.LOG_FILE} away to restart the search")
     log(f"resuming from generation {start_generation} (best so far "
         f"{best['fitness']:.4f})")
   common.write_log(workdir, history)  # drop any line past the checkpoint
@@ -310,8 +330,31 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   _plot_history(workdir, history, log)
 
   if cfg["final"]["enabled"]:
-    out["final"] = final_protocol(cfg, best["theta"], workdir, log=log)
+    out["final"] = (_finished_final(cfg, out["best_spec"], workdir, log)
+                    or final_protocol(cfg, best["theta"], workdir, log=log))
   return out
+
+
+def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[dict]:
+  """``final.json`` if it already holds this loss's final protocol under ``cfg["final"]``.
+
+  A rerun of a finished search then costs nothing instead of repeating the
+  ``2 × final.repeats`` full trainings.
+  """
+  path = os.path.join(workdir, "final.json")
+  try:
+    with open(path) as f:
+      result = json.load(f)
+    done = (result["candidate"]["spec"] == best_spec
+            and result["final_config"] == cfg["final"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  if not done:
+    return None
+  log(f"final protocol already done for this loss and config.final ({path}; delete it "
+      "to retrain)")
+  log(result["table"])
+  return result
 
 
 def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None] = print
@@ -334,6 +377,7 @@ def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None]
                             model_name=cfg["model"]["name"],
                             alternative=f["alternative"], log=log)
   result["table"] = protocol.format_table(result)
+  result["final_config"] = dict(f)  # lets a rerun reuse this result
   common.write_json(os.path.join(workdir, "final.json"), result)
   log(result["table"])
   return result
