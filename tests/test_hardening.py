@@ -235,3 +235,50 @@ def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
   taylorglo.run(c2, wd, log=messages.append)
   assert any("final protocol: training" in m for m in messages)
   assert json.load(open(os.path.join(wd, "final.json")))["final_config"]["seed"] == 7
+
+
+# ---- the binary --------------------------------------------------------------------------
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--config.search.population_size=4", "--config.train.steps=20",
+              "--config.train.batch_size=32", "--config.model.options.hidden=(8,)",
+              "--config.final.repeats=2", "--config.final.steps=20"]
+
+
+def _binary(workdir, *flags):
+  return [sys.executable, os.path.join(REPO, "experiments", "taylorglo.py"),
+          f"--config={os.path.join(REPO, 'experiments', 'configs', 'quickstart.py')}",
+          f"--workdir={workdir}", *TINY_FLAGS, *flags]
+
+
+def test_binary_misspelt_override_is_one_line(tmp_path):
+  res = subprocess.run(_binary(tmp_path / "run", "--config.model.options.hiddn=(8,)"),
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": REPO})
+  assert res.returncode == 2, res.stderr
+  assert "Traceback" not in res.stderr
+  assert "error:" in res.stderr and "hiddn" in res.stderr and "hidden" in res.stderr
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_binary_ctrl_c_says_how_to_resume(tmp_path):
+  wd = tmp_path / "run"
+  proc = subprocess.Popen(_binary(wd, "--config.search.generations=1000"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": REPO})
+  try:
+    for line in proc.stdout:  # wait for the first finished generation
+      if line.startswith("gen "):
+        break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+  assert proc.returncode == 130, err
+  assert "Traceback" not in err
+  assert "interrupted" in err and "rerun" in err
+  assert len(common.read_log(str(wd))) >= 1
