@@ -282,3 +282,18 @@ def test_binary_ctrl_c_says_how_to_resume(tmp_path):
   assert "Traceback" not in err
   assert "interrupted" in err and "rerun" in err
   assert len(common.read_log(str(wd))) >= 1
+
+
+# ---- README ------------------------------------------------------------------------------
+
+def test_readme_first_snippet_defines_what_it_uses():
+  """The README's 'Use the pieces' block runs as pasted (its loss part; the training
+  part is the population API that tests/test_population.py covers)."""
+  import re
+  readme = open(os.path.join(REPO, "README.md")).read()
+  block = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+  loss_part = block.split("# Train K")[0]
+  namespace = {}
+  exec(compile(loss_part, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+  per_example = np.asarray(namespace["per_example"])
+  assert per_example.shape == (4,) and np.all(np.isfinite(per_example))
