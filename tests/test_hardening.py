@@ -102,6 +102,10 @@ def _set(config, dotted, value):
     ("train.momentum", 1.0),
     ("train.weight_decay", -1e-4),
     ("model.options", "hidden=8"),
+    ("search.invariant_filter", "yes"),
+    # Batches are drawn with replacement, so a batch larger than the train split
+    # (4,000 here) "works" but is a typo that makes every step slow.
+    ("train.batch_size", 100_000),
 ])
 def test_bad_config_values_fail_before_any_work(tmp_path, key, value):
   config = _set(tiny_config(), key, value)

@@ -169,3 +169,25 @@ def test_paper_config_runs_at_tiny_scale(tmp_path):
   out = taylorglo.run(c, str(tmp_path / "paper"), log=lambda m: None)
   assert len(out["best_theta"]) == 8
   assert set(out["final"]) >= {"candidate", "baseline", "welch"}
+
+
+def test_invariant_filter_skips_untrainable(tmp_path):
+  """Theorem 6.5.1 as a filter: λ doubles; untrainable θ get fitness 0 untrained."""
+  from glojax.analysis import is_trainable
+  c = tiny_config()
+  c.search.population_size = 3
+  c.search.generations = 2
+  c.search.invariant_filter = True
+  c.final.enabled = False
+  messages = []
+  taylorglo.run(c, str(tmp_path / "inv"), log=messages.append)
+  assert "population 6 (invariant filter on" in messages[0]
+  log = common.read_log(str(tmp_path / "inv"))
+  total_skipped = 0
+  for r in log:
+    ok = np.asarray(is_trainable(np.asarray(r["thetas"], np.float32), 10))
+    assert len(r["fitness"]) == 6 and r["skipped_untrainable"] == int((~ok).sum())
+    assert all(f == 0.0 for f, t in zip(r["fitness"], ok) if not t)
+    assert all(f > 0.0 for f, t in zip(r["fitness"], ok) if t)  # trained: beats 0
+    total_skipped += r["skipped_untrainable"]
+  assert 0 < total_skipped < 12  # about half of N(0, 1.2²) θ fail the invariant

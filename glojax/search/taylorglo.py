@@ -26,6 +26,7 @@ import numpy as np
 from glojax import data as data_lib
 from glojax import losses
 from glojax import models as models_lib
+from glojax.analysis.theory import is_trainable
 from glojax.search import common
 from glojax.train import protocol
 from glojax.train.population import STRATEGIES, evaluate_population
@@ -51,7 +52,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.search = ml_collections.ConfigDict({
       "population_size": 20, "generations": 60, "sigma": 1.2, "mean": 0.0,
       "class_reduction": "mean", "strategy": "auto", "nan_retries": 2,
-      "flat_action": "skip_tell"})
+      "flat_action": "skip_tell", "invariant_filter": False})
   c.final = ml_collections.ConfigDict({
       "enabled": True, "repeats": 10, "steps": 20000, "alternative": "greater",
       "seed": 1})
@@ -197,10 +198,16 @@ def _check_model_builds(cfg: dict, trainer: Trainer) -> None:
                      f"model {cfg['model']['name']!r}: {first_line}") from None
 
 
+def effective_population_size(cfg: dict) -> int:
+  """λ: ``search.population_size``, doubled when the invariant filter is on (SPEC §3)."""
+  s = cfg["search"]
+  return s["population_size"] * (2 if s["invariant_filter"] else 1)
+
+
 def _make_es(cfg: dict):
   from evosax.algorithms import CMA_ES
   s = cfg["search"]
-  es = CMA_ES(population_size=s["population_size"],
+  es = CMA_ES(population_size=effective_population_size(cfg),
               solution=jnp.zeros(losses.TAYLORGLO_NUM_PARAMS, jnp.float32))
   params = es.default_params.replace(std_init=jnp.asarray(s["sigma"], jnp.float32))
   return es, params
@@ -240,8 +247,11 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
   _check_model_builds(cfg, trainer)
   resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
+  popsize = effective_population_size(cfg)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
-      f"population {s['population_size']}, {s['generations']} generations, "
+      f"population {popsize}"
+      f"{' (invariant filter on: untrainable θ skipped)' if s['invariant_filter'] else ''}, "
+      f"{s['generations']} generations, "
       f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
   es, es_params = _make_es(cfg)
   state = _fresh_state(cfg, es, es_params)
@@ -274,12 +284,12 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
     thetas, state = es.ask(common.generation_key(cfg["seed"], generation, _PURPOSE_ASK),
                            state, es_params)
     keys = jax.random.split(
-        common.generation_key(cfg["seed"], generation, _PURPOSE_TRAIN),
-        s["population_size"])
-    result = evaluate_population(trainer, thetas, keys, strategy=s["strategy"],
-                                 nan_retries=s["nan_retries"],
-                                 model_name=cfg["model"]["name"])
-    fitness = common.sanitize_fitness(result.fitness)
+        common.generation_key(cfg["seed"], generation, _PURPOSE_TRAIN), popsize)
+    if s["invariant_filter"]:
+      trainable = np.asarray(is_trainable(thetas, dataset.num_classes))
+    else:
+      trainable = np.ones(popsize, bool)
+    fitness, failed, retries = _evaluate_subset(trainer, thetas, keys, trainable, cfg)
     flat = bool(np.all(fitness == fitness[0]))
     if flat and s["flat_action"] == "skip_tell":
       # All candidates equal (typically all failed): telling would shrink σ with no
@@ -299,9 +309,11 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
         "best": float(fitness.max()), "mean": float(fitness.mean()),
         "median": float(np.median(fitness)),
         "best_theta": np.asarray(thetas[i]).tolist(),
+        "thetas": np.asarray(thetas).tolist(),
         "best_ever": best["fitness"],
         "sigma": float(state.std),
-        "failed": result.num_failed, "retries": int(result.attempts.sum() - len(fitness)),
+        "failed": failed, "retries": retries,
+        "skipped_untrainable": int(np.sum(~trainable)),
         "flat": flat, "told": told,
         "wall_time_s": time.time() - t0,
     }
@@ -313,7 +325,9 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
     log(f"gen {generation + 1:3d}/{s['generations']}  best {record['best']:.4f}  "
         f"mean {record['mean']:.4f}  median {record['median']:.4f}  "
         f"best-ever {best['fitness']:.4f}  σ {record['sigma']:.3g}  "
-        f"failed {record['failed']}{'  (flat: no update)' if not told else ''}  "
+        f"failed {record['failed']}"
+        f"{'  skipped ' + str(record['skipped_untrainable']) if s['invariant_filter'] else ''}"
+        f"{'  (flat: no update)' if not told else ''}  "
         f"{record['wall_time_s']:.1f}s")
     if on_generation is not None:
       on_generation(generation, record)
@@ -327,7 +341,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   common.write_text(os.path.join(workdir, "best_loss.txt"), out["best_spec"] + "\n")
   log(f"best validation accuracy {best['fitness']:.4f} (generation "
       f"{best['generation'] + 1}): {out['best_spec']}")
-  _plot_history(workdir, history, log)
+  _plot_history(workdir, log)
 
   if cfg["final"]["enabled"]:
     out["final"] = (_finished_final(cfg, out["best_spec"], workdir, log)
@@ -357,6 +371,33 @@ def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[di
   return result
 
 
+def _evaluate_subset(trainer, thetas, keys, trainable: np.ndarray, cfg: dict):
+  """Trains the candidates where ``trainable`` holds; the others get fitness 0.
+
+  The trained subset is padded (with copies of its first member, results discarded) to
+  a multiple of a quarter of the population, so vmapped programs compile for at most
+  four sizes instead of one per subset size.
+
+  Returns:
+    ``(fitness float32[K], failed count, retries count)``.
+  """
+  s = cfg["search"]
+  k = len(trainable)
+  fitness = np.zeros(k, np.float32)
+  idx = np.flatnonzero(trainable)
+  if idx.size == 0:
+    return fitness, 0, 0
+  bucket = max(1, k // 4) if idx.size < k else k
+  padded = np.concatenate([idx, np.full((-idx.size) % bucket, idx[0])])
+  result = evaluate_population(trainer, jnp.asarray(thetas)[padded], keys[padded],
+                               strategy=s["strategy"], nan_retries=s["nan_retries"],
+                               model_name=cfg["model"]["name"])
+  fitness[idx] = common.sanitize_fitness(result.fitness[:idx.size])
+  failed = int(np.sum(~result.metrics["finite"][:idx.size]))
+  retries = int(result.attempts[:idx.size].sum() - idx.size)
+  return fitness, failed, retries
+
+
 def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None] = print
                    ) -> dict:
   """Retrains ``theta`` and cross-entropy ``final.repeats`` times; writes ``final.json``.
@@ -383,28 +424,13 @@ def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None]
   return result
 
 
-def _plot_history(workdir: str, history: list[dict], log) -> None:
-  """Writes ``fitness.png``: best / mean / median validation accuracy per generation."""
+def _plot_history(workdir: str, log) -> None:
+  """Writes ``fitness.png`` (every candidate, best, mean, median per generation)."""
+  from glojax.analysis import plots
+  path = os.path.join(workdir, "fitness.png")
   try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-  except ImportError:  # plotting is a convenience; never lose a run over it
+    plots.plot_fitness_curves(workdir, path, title="TaylorGLO search")
+  except (OSError, ValueError) as e:  # a plot is a convenience; never lose a run over it
+    log(f"could not write {path}: {e}")
     return
-  gens = [r["generation"] + 1 for r in history]
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for key in ("best", "median", "mean"):
-    ax.plot(gens, [r[key] for r in history], marker="o", ms=3, label=key)
-  ax.plot(gens, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
-  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-  ax.set_xlabel("generation")
-  ax.set_ylabel("validation accuracy")
-  ax.set_ylim(0, 1)
-  ax.set_title("TaylorGLO search")
-  ax.legend(loc="lower right")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "fitness.png"), dpi=100)
-  plt.close(fig)
-  log(f"wrote {os.path.join(workdir, 'fitness.png')}")
+  log(f"wrote {path}")

@@ -14,39 +14,11 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
+from glojax.analysis.stats import welch_ttest
 from glojax.train.population import evaluate_population
 from glojax.train.trainer import Trainer
 
-ALTERNATIVES = ("greater", "less", "two-sided")
-
-
-def welch_ttest(a, b, alternative: str = "greater") -> dict:
-  """Welch's unequal-variance t-test of mean(a) vs mean(b) (dissertation eqs. 3.3–3.5).
-
-  Args:
-    a, b: 1-D samples (e.g. test accuracies of R runs each).
-    alternative: ``"greater"`` tests mean(a) > mean(b) (one-tailed, the papers'
-      choice), ``"less"``, or ``"two-sided"``.
-
-  Returns:
-    ``{"t": float, "dof": float, "p": float}`` (Welch–Satterthwaite dof). ``p`` is NaN
-    when both samples have zero variance (the test is undefined).
-
-  Raises:
-    ValueError: for an unknown ``alternative`` or fewer than 2 values in a sample.
-  """
-  if alternative not in ALTERNATIVES:
-    raise ValueError(f"alternative={alternative!r} is not one of {ALTERNATIVES}")
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if a.size < 2 or b.size < 2:
-    raise ValueError(f"Welch's t-test needs ≥ 2 values per sample, got {a.size} and {b.size}")
-  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-  dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if va + vb > 0 \
-      else float("nan")
-  res = scipy.stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
-  return {"t": float(res.statistic), "dof": float(dof), "p": float(res.pvalue)}
 
 
 @dataclasses.dataclass
@@ -101,8 +73,11 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     ``{"t", "dof", "p", "alternative"}``.
 
   Raises:
-    ValueError: if ``repeats < 2``.
+    ValueError: if ``repeats < 2`` or ``alternative`` is unknown.
   """
+  if alternative not in ("greater", "less", "two-sided"):
+    raise ValueError(f"alternative={alternative!r} is not one of "
+                     f"('greater', 'less', 'two-sided')")
   if repeats < 2:
     raise ValueError(f"final protocol needs repeats ≥ 2 for the t-test, got {repeats}")
   keys = jax.random.split(jax.random.PRNGKey(seed), repeats)
@@ -119,7 +94,8 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     out[role] = {"name": loss.name, "spec": loss.spec, **summarize(result.fitness),
                  "failed": result.num_failed}
   out["welch"] = {**welch_ttest(out["candidate"]["runs"], out["baseline"]["runs"],
-                                alternative), "alternative": alternative}
+                                alternative=alternative)._asdict(),
+                  "alternative": alternative}
   out["repeats"] = repeats
   out["steps"] = train_config.steps
   return out
