@@ -26,6 +26,7 @@ import numpy as np
 from glojax import data as data_lib
 from glojax import losses
 from glojax import models as models_lib
+from glojax.analysis import stats
 from glojax.analysis.theory import is_trainable
 from glojax.search import common
 from glojax.train import protocol
@@ -110,15 +111,18 @@ def validate_config(config) -> dict:
   _check_number("train.weight_decay", t["weight_decay"], low=0.0)
   for key in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
     _check_int(f"train.{key}", t[key], 1)
+  if not isinstance(s["invariant_filter"], bool):
+    raise ValueError(f"config.search.invariant_filter={s['invariant_filter']!r} must be "
+                     "True or False")
   f = cfg["final"]
   if not isinstance(f["enabled"], bool):
     raise ValueError(f"config.final.enabled={f['enabled']!r} must be True or False")
   if f["enabled"]:
     _check_int("final.repeats", f["repeats"], 2, why=" (Welch's t-test)")
     _check_int("final.steps", f["steps"], 1)
-    if f["alternative"] not in protocol.ALTERNATIVES:
+    if f["alternative"] not in stats.ALTERNATIVES:
       raise ValueError(f"config.final.alternative={f['alternative']!r} is not one of "
-                       f"{protocol.ALTERNATIVES}")
+                       f"{stats.ALTERNATIVES}")
   try:
     TrainConfig(**t)
   except (TypeError, ValueError) as e:  # e.g. an unknown loop
@@ -246,6 +250,9 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   dataset, model, train_cfg = _build(cfg)
   trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
   _check_model_builds(cfg, trainer)
+  if train_cfg.batch_size > len(dataset.train):
+    raise ValueError(f"config.train.batch_size={train_cfg.batch_size} is larger than the "
+                     f"train split of {dataset.name} ({len(dataset.train)} examples)")
   resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
   popsize = effective_population_size(cfg)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
