@@ -322,3 +322,29 @@ def test_nan_retry_that_succeeds_under_vmap(tiny_mnist):
                                jax.random.split(jax.random.PRNGKey(1), 2),
                                strategy="vmap", split="test")
   assert result.attempts.max() >= 2
+
+
+def test_lowering_generations_on_resume_is_reported(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  c = tiny_config()
+  c.search.generations = 0
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert any("already has 1 generation" in m for m in messages), messages
+  assert again["best_theta"] == out["best_theta"]
+  assert len(common.read_log(wd)) == 1
+
+
+def test_search_where_every_candidate_fails_says_so_and_skips_final(tmp_path):
+  c = tiny_config()
+  c.search.generations = 1
+  c.search.mean = 1e30   # every θ overflows the loss: NaN training
+  c.search.sigma = 1.0
+  c.search.nan_retries = 0
+  wd = str(tmp_path / "run")
+  messages = []
+  out = taylorglo.run(c, wd, log=messages.append)
+  assert out["best_fitness"] == 0.0 and out["final"] is None
+  assert any("every candidate failed" in m for m in messages), messages
+  assert not any("final protocol: training" in m for m in messages)
+  assert not os.path.exists(os.path.join(wd, "final.json"))

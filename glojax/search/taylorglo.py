@@ -276,14 +276,17 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       raise ValueError(f"{os.path.join(workdir, common.CHECKPOINT_FILE)}: {e}") from None
     history, best = meta["history"], meta["best"]
     start_generation = meta["generation"]
+    log(f"resuming from generation {start_generation} (best so far "
+        f"{best['fitness']:.4f})")
+    if start_generation >= s["generations"]:
+      log(f"the search already has {start_generation} generation(s) "
+          f"(search.generations={s['generations']}); nothing left to search")
   elif resumed and _log_lines(workdir):
     # Starting over would overwrite the log of generations whose state is gone.
     raise ValueError(
         f"workdir {workdir!r}: {common.LOG_FILE} has {_log_lines(workdir)} generation(s) "
         f"but {common.CHECKPOINT_FILE} is missing; restore it to resume, or move "
         f"{common.LOG_FILE} away to restart the search")
-    log(f"resuming from generation {start_generation} (best so far "
-        f"{best['fitness']:.4f})")
   common.write_log(workdir, history)  # drop any line past the checkpoint
 
   for generation in range(start_generation, s["generations"]):
@@ -350,6 +353,13 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       f"{best['generation'] + 1}): {out['best_spec']}")
   _plot_history(workdir, log)
 
+  if best["fitness"] <= 0:
+    # Accuracy 0 means no candidate trained (NaN/inf, fitness 0): retraining one
+    # would only fail again.
+    log("warning: every candidate failed to train (NaN/inf), so there is no loss to "
+        "compare; skipping the final protocol. Try a smaller search.sigma or "
+        "train.learning_rate")
+    return out
   if cfg["final"]["enabled"]:
     out["final"] = (_finished_final(cfg, out["best_spec"], workdir, log)
                     or final_protocol(cfg, best["theta"], workdir, log=log))
