@@ -33,7 +33,12 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # keep the console to progress lines
   from glojax.search import taylorglo
   try:
-    taylorglo.run(_CONFIG.value, _WORKDIR.value,
+    config = _CONFIG.value
+    hasattr(config, "to_dict")  # a lazy proxy: a bad --config file raises only on use
+  except OSError as e:
+    _config_load_error(e)
+  try:
+    taylorglo.run(config, _WORKDIR.value,
                   log=lambda msg: print(msg, flush=True))
   except ValueError as e:  # bad config / workdir: a clear message, no traceback
     print(f"error: {e}", file=sys.stderr, flush=True)
@@ -44,14 +49,24 @@ def main(argv):
     sys.exit(130)
 
 
+def _config_load_error(e: OSError):
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  print(f"error: cannot load the --config file: {lines[-1] if lines else e}",
+        file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
 def parse_flags(argv):
-  """absl's flag parsing, with a one-line error for a misspelt ``--config.*`` override.
+  """absl's flag parsing, with one-line errors for a misspelt ``--config.*`` override
+  or a missing ``--config`` file.
 
   ml_collections raises AttributeError/KeyError (with a "did you mean") for an
   override of a key the config does not have; absl would print a traceback.
   """
   try:
     return app.parse_flags_with_usage(argv)
+  except OSError as e:  # --config file missing or unreadable
+    _config_load_error(e)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     text = str(e.args[0] if e.args else e)
     overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]

@@ -267,6 +267,20 @@ def test_binary_misspelt_override_is_one_line(tmp_path):
   assert "Traceback" not in res.stderr
   assert "error:" in res.stderr and "hiddn" in res.stderr and "hidden" in res.stderr
   assert not os.path.exists(tmp_path / "run")
+  cmd = _binary(tmp_path / "run")
+  cmd[2] = "--config=experiments/configs/no_such_config.py"
+  # With overrides the file is loaded while parsing flags; without, on first use.
+  for args in (cmd, cmd[:4]):
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "error:" in res.stderr and "no_such_config.py" in res.stderr
+
+
+def test_config_that_is_not_a_mapping(tmp_path):
+  with pytest.raises(ValueError, match="int"):
+    taylorglo.run(5, str(tmp_path / "run"), log=lambda m: None)
 
 
 def test_binary_ctrl_c_says_how_to_resume(tmp_path):

@@ -68,6 +68,9 @@ def validate_config(config) -> dict:
       values out of range, naming the offending key and value.
   """
   cfg = common.config_to_dict(config)
+  if not isinstance(cfg, dict):
+    raise ValueError(f"the config must be a ConfigDict or dict (get_config() in the "
+                     f"config file), got {type(config).__name__} {config!r}")
   ref = common.config_to_dict(default_config())
   common.check_config_keys(cfg, ref)
   # Fill in defaults for keys the user left out.
