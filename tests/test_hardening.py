@@ -362,3 +362,23 @@ def test_search_where_every_candidate_fails_says_so_and_skips_final(tmp_path):
   assert any("every candidate failed" in m for m in messages), messages
   assert not any("final protocol: training" in m for m in messages)
   assert not os.path.exists(os.path.join(wd, "final.json"))
+
+
+def test_run_from_before_a_new_config_key_still_resumes(finished_run, tmp_path):
+  """A key added to default_config later (at its default) is not 'a different run'."""
+  c, wd, out = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.CONFIG_FILE)
+  old = json.load(open(path))
+  del old["search"]["invariant_filter"]   # as written by glojax before that key existed
+  common.write_json(path, old)
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert any("resuming from generation 1" in m for m in messages)
+  assert again["best_theta"] == out["best_theta"]
+  # A new key set to a non-default value is still a different run.
+  common.write_json(path, old)
+  c2 = tiny_config()
+  c2.search.generations = 1
+  c2.search.invariant_filter = True
+  with pytest.raises(ValueError, match="invariant_filter"):
+    taylorglo.run(c2, wd, log=lambda m: None)

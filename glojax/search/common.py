@@ -20,7 +20,7 @@ import difflib
 import json
 import os
 import tempfile
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 import jax
 import numpy as np
@@ -106,8 +106,19 @@ def diff_configs(old: Mapping, new: Mapping, path: str = "") -> list[str]:
   return out
 
 
-def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = ()
-                    ) -> bool:
+def _with_defaults(config: Mapping, defaults: Mapping) -> dict:
+  """``config`` with keys it lacks taken from ``defaults`` (recursively)."""
+  out = dict(config)
+  for key, value in defaults.items():
+    if key not in out:
+      out[key] = value
+    elif isinstance(value, Mapping) and value and isinstance(out[key], Mapping):
+      out[key] = _with_defaults(out[key], value)
+  return out
+
+
+def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = (),
+                    defaults: Optional[Mapping] = None) -> bool:
   """Creates ``workdir`` or checks that it belongs to the same run.
 
   Args:
@@ -115,6 +126,8 @@ def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = 
     config: the run's config as a plain dict.
     resumable_keys: dotted keys allowed to change on resume (e.g.
       ``"search.generations"`` to extend a finished run).
+    defaults: the default config; a key missing from the saved config (written
+      before that key existed) counts as its default value.
 
   Returns:
     True if the workdir already held this run (resume), False if it is new.
@@ -151,6 +164,8 @@ def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = 
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot read {path!r} ({e}); restore it or use a new --workdir"
                        ) from None
+    if defaults is not None:
+      old = _with_defaults(old, defaults)
     allowed = tuple(resumable_keys)
     diffs = [d for d in diff_configs(old, config)
              if not any(d.startswith(k + ":") or d.startswith(k + ".") for k in allowed)]

@@ -256,7 +256,8 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   if train_cfg.batch_size > len(dataset.train):
     raise ValueError(f"config.train.batch_size={train_cfg.batch_size} is larger than the "
                      f"train split of {dataset.name} ({len(dataset.train)} examples)")
-  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
+  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS,
+                                   defaults=common.config_to_dict(default_config()))
   popsize = effective_population_size(cfg)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
       f"population {popsize}"
