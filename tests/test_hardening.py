@@ -1,9 +1,21 @@
 """Adversarial tests: malformed specs, configs and workdirs fail clearly, losing nothing."""
 
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glojax import expr, losses
+from glojax import expr, losses, models
+from glojax.search import common, taylorglo
+from glojax.train import TrainConfig, Trainer, evaluate_population
 
 
 # ---- loss specs ------------------------------------------------------------------------
@@ -49,11 +61,6 @@ def test_code_is_never_run(spec):
 
 
 # ---- search configs ----------------------------------------------------------------------
-
-import json  # noqa: E402
-import os  # noqa: E402
-
-from glojax.search import common, taylorglo  # noqa: E402
 
 
 def tiny_config():
@@ -129,8 +136,6 @@ def test_bad_model_options_leave_no_workdir(tmp_path, key, value, message):
 
 
 # ---- workdirs, checkpoints, logs ---------------------------------------------------------
-
-import shutil  # noqa: E402
 
 
 @pytest.mark.parametrize("make_workdir", [
@@ -243,9 +248,6 @@ def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
 
 # ---- the binary --------------------------------------------------------------------------
 
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--config.search.population_size=4", "--config.train.steps=20",
@@ -307,7 +309,6 @@ def test_binary_ctrl_c_says_how_to_resume(tmp_path):
 def test_readme_first_snippet_defines_what_it_uses():
   """The README's 'Use the pieces' block runs as pasted (its loss part; the training
   part is the population API that tests/test_population.py covers)."""
-  import re
   readme = open(os.path.join(REPO, "README.md")).read()
   block = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
   loss_part = block.split("# Train K")[0]
@@ -323,10 +324,6 @@ def test_readme_first_snippet_defines_what_it_uses():
                    reason="population.py writes a retried row into read-only arrays "
                           "(np.asarray of jax arrays) under strategy='vmap'")
 def test_nan_retry_that_succeeds_under_vmap(tiny_mnist):
-  import jax
-  import jax.numpy as jnp
-  from glojax import models
-  from glojax.train import TrainConfig, Trainer, evaluate_population
   trainer = Trainer(models.get("mlp", num_classes=10, hidden=(8,)), tiny_mnist,
                     lambda p, logits, labels: losses.cross_entropy(logits, labels),
                     TrainConfig(steps=20, batch_size=32, learning_rate=1e12))
