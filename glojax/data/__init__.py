@@ -70,10 +70,17 @@ def load(name: str, *, seed: int = 0, **kwargs) -> Dataset:
     The :class:`Dataset`.
 
   Raises:
-    ValueError: for an unknown name (the message lists the known ones).
+    ValueError: for an unknown name (the message lists the known ones) or an option
+      the loader does not take.
   """
   if name not in _LOADERS:
     raise ValueError(f"unknown dataset {name!r}; known datasets: {names()}")
+  import inspect
+  accepted = set(inspect.signature(_LOADERS[name]).parameters) - {"seed"}
+  unknown = set(kwargs) - accepted
+  if unknown:
+    raise ValueError(f"dataset {name!r} has no option(s) {sorted(unknown)}; "
+                     f"options: {sorted(accepted)}")
   return _LOADERS[name](seed=seed, **kwargs)
 
 
@@ -130,3 +137,8 @@ def load_mnist5k(*, seed: int = 0, train_fraction: float = 0.8,
                                          test_fraction), seed)
   return Dataset("mnist5k", Split(images[tr], labels[tr]), Split(images[va], labels[va]),
                  Split(images[te], labels[te]), num_classes=10)
+
+
+# More loaders, registered on import: IDX files (Fashion-MNIST, MNIST) and TFDS.
+from glojax.data import idx as _idx  # noqa: E402,F401
+from glojax.data import tfds as _tfds  # noqa: E402,F401

@@ -112,7 +112,46 @@ def get(name: str, *, num_classes: int, **kwargs) -> nn.Module:
 
 
 def count_params(variables) -> int:
-  """Number of scalars in the ``params`` collection of ``variables``."""
+  """Number of scalars in the ``params`` collection of ``variables``.
+
+  Works on concrete arrays and on ``jax.ShapeDtypeStruct`` trees (from
+  ``jax.eval_shape``), so big models can be counted without allocating them.
+  """
   import jax
+  import numpy as np
   params = variables.get("params", variables)
-  return int(sum(jnp.size(p) for p in jax.tree_util.tree_leaves(params)))
+  return int(sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params)))
+
+
+def has_batch_norm(model: nn.Module, image_shape: tuple[int, ...]) -> bool:
+  """Whether ``model`` keeps a ``batch_stats`` collection (for ``[H, W, C]`` images)."""
+  import jax
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(image_shape)),
+                         train=False))
+  return "batch_stats" in variables
+
+
+# The CIFAR model zoo (SPEC §8), registered after the helpers above exist.
+from glojax.models import cifar as _cifar  # noqa: E402
+from glojax.models import pyramidnet as _pyramidnet  # noqa: E402
+from glojax.models import resnet as _resnet  # noqa: E402
+from glojax.models import wrn as _wrn  # noqa: E402
+
+for _name, _cls in {
+    "glo_cifar_cnn": _cifar.GloCifarCNN,
+    "alexnet": _cifar.AlexNet,
+    "allcnn_c": _cifar.AllCNNC,
+    "resnet": _resnet.ResNet,
+    "resnet20": _resnet.ResNet20,
+    "resnet32": _resnet.ResNet32,
+    "resnet56": _resnet.ResNet56,
+    "preact_resnet20": _resnet.PreActResNet20,
+    "wrn": _wrn.WideResNet,
+    "wrn16_8": _wrn.WRN16_8,
+    "wrn28_5": _wrn.WRN28_5,
+    "wrn28_10": _wrn.WRN28_10,
+    "pyramidnet": _pyramidnet.PyramidNet,
+    "pyramidnet110_a48": _pyramidnet.PyramidNet110A48,
+}.items():
+  register(_name, "conv")(_cls)

@@ -9,7 +9,9 @@ candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorizatio
   computation (no grouped convolutions; compile time grows with K);
 * ``"sequential"`` — the single-candidate program, called K times (compiled once);
 * ``"auto"`` — ``vmap`` on accelerators and for dense models; ``sequential`` for conv
-  models on CPU, where vmap turns convolutions into slow grouped convolutions.
+  models on CPU, where vmap turns convolutions into slow grouped convolutions;
+* ``"sharded"`` — the ``vmap`` program with the candidate axis split over all devices
+  (:func:`glojax.train.parallel.run_population_sharded`).
 
 Candidates are independent inside the vmapped program, so a NaN in one cannot change
 another's weights or fitness.
@@ -28,7 +30,7 @@ import numpy as np
 from glojax import models as models_lib
 from glojax.train.trainer import Trainer
 
-STRATEGIES = ("auto", "vmap", "unroll", "sequential")
+STRATEGIES = ("auto", "vmap", "unroll", "sequential", "sharded")
 
 
 @dataclasses.dataclass
@@ -120,15 +122,16 @@ class _Programs:
     finite_logits = True
     n_examples = len(getattr(t.dataset, split))
     for images, labels, mask in t.eval_batches(split):
-      out = self.eval_batch(state.params, images, labels, mask)
+      out = self.eval_batch(state, images, labels, mask)
       correct = correct + out["correct"]
       ce_sum = ce_sum + out["ce_sum"]
       finite_logits = finite_logits & out["finite_logits"]
     finite = state.finite & self.params_finite(state.params) & finite_logits
-    return {"accuracy": np.asarray(correct, np.float32) / n_examples,
-            "loss": np.asarray(ce_sum, np.float32) / n_examples,
-            "train_loss": np.asarray(state.last_loss, np.float32),
-            "finite": np.asarray(finite, bool)}
+    # np.array copies: views of device buffers are read-only, and retries write rows.
+    return {"accuracy": np.array(correct, np.float32) / n_examples,
+            "loss": np.array(ce_sum, np.float32) / n_examples,
+            "train_loss": np.array(state.last_loss, np.float32),
+            "finite": np.array(finite, bool)}
 
 
 def _all_finite(tree) -> jax.Array:
@@ -164,7 +167,8 @@ def evaluate_population(trainer: Trainer,
     loss_params: pytree whose leaves have a leading candidate axis ``K`` (e.g.
       TaylorGLO ``theta: float32[K, 8]``).
     keys: ``uint32[K, 2]`` one PRNG key per candidate (weights, batches, dropout).
-    strategy: ``"vmap"`` (default), ``"unroll"``, ``"sequential"`` or ``"auto"``
+    strategy: ``"vmap"`` (default), ``"unroll"``, ``"sequential"``, ``"sharded"`` or
+      ``"auto"``
       (module docstring).
     nan_retries: a candidate whose training produced NaN/inf is retrained up to this
       many times with keys ``fold_in(keys[k], attempt)``; if it still fails its
@@ -196,6 +200,10 @@ def evaluate_population(trainer: Trainer,
 
   if strategy in ("vmap", "unroll"):
     metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
+  elif strategy == "sharded":
+    from glojax.train.parallel import run_population_sharded
+    metrics = run_population_sharded(_programs(trainer, "vmap"), loss_params, keys, split,
+                                     progress)
   else:
     single = _programs(trainer, "single")
     rows = [single.run(_take(loss_params, i), keys[i], split, progress) for i in range(k)]

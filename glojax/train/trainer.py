@@ -13,6 +13,12 @@ and :meth:`Trainer.train` composes them: ``train(loss_params, key) -> metrics`` 
 candidate. :mod:`glojax.train.population` vectorizes the same functions over a
 population of candidates. Loss parameters are always *traced* arguments, so every
 candidate shares one compiled program (DESIGN.md, "Recompiles").
+
+Models with batch norm keep their running statistics in ``TrainState.batch_stats``
+(updated in every training step, used in evaluation). Data augmentation
+(:mod:`glojax.data.augment`, ``TrainConfig.augment``) runs inside the compiled step.
+Models that sow ``intermediates/aux_logits`` (AllCNN-C with ``aux_heads=True``) add
+``aux_loss_weight ×`` their losses to the objective (dissertation §7.1).
 """
 
 from __future__ import annotations
@@ -26,9 +32,13 @@ import numpy as np
 import optax
 
 from glojax.data import Dataset
+from glojax.data import augment as augment_lib
 
 LossFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 LOOPS = ("auto", "python", "scan")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+SAMPLINGS = ("replacement", "epoch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +50,32 @@ class TrainConfig:
     batch_size: examples per step, drawn uniformly with replacement from the train split.
     learning_rate: SGD learning rate.
     momentum: SGD momentum (0 = plain SGD, the GLO/TaylorGLO MNIST setting).
-    weight_decay: L2 coefficient added to the gradient (decoupled from the loss).
+    weight_decay: L2 coefficient added to the gradient, i.e. ``wd · w`` (PyTorch's
+      ``weight_decay``; for ``"adamw"`` it is AdamW's decoupled decay instead).
     eval_batch_size: examples per evaluation batch (memory knob only).
     steps_per_call: SGD steps fused into one compiled call (unrolled, see ``loop``).
     loop: ``"python"`` drives compiled chunks of ``steps_per_call`` unrolled steps from
       Python (fast on CPU, where convs inside ``lax.scan`` run ~5× slower — jax issue
       12868); ``"scan"`` runs the whole training as one ``lax.scan`` over chunks (best
       on accelerators); ``"auto"`` picks ``python`` on CPU and ``scan`` elsewhere.
+    optimizer: ``"sgd"`` (with ``momentum``/``nesterov``), ``"adam"`` (L2 via
+      ``weight_decay``) or ``"adamw"``.
+    nesterov: Nesterov momentum for SGD (WRN and PyramidNet recipes).
+    schedule: learning-rate schedule over steps: ``"constant"``, ``"step"``
+      (multiply by ``decay_factor`` at each step in ``boundaries``) or ``"cosine"``
+      (cosine decay to 0 at ``steps``).
+    boundaries: step numbers of the ``"step"`` schedule (e.g. He et al.: 32k, 48k).
+    decay_factor: factor of the ``"step"`` schedule (0.1; WRN: 0.2).
+    warmup_steps: linear warm-up from 0 before the schedule (0 = none).
+    augment: augmentation spec string (:func:`glojax.data.augment.parse`), e.g.
+      ``"pad_crop=4,flip,normalize=per_channel"``; ``""`` = none.
+    sampling: how batches are drawn from the train split: ``"replacement"``
+      (uniformly with replacement, the default) or ``"epoch"`` (a fresh permutation
+      every epoch, without replacement; the last partial batch is dropped).
+    aux_loss_weight: weight of the auxiliary heads' losses (0.3, dissertation §7.1).
+    separate_aux_losses: if True, ``loss_params`` is a tuple ``(main, aux1, aux2, ...)``
+      with one loss-parameter set per head (TaylorGLO with auxiliary classifiers);
+      otherwise every head uses ``loss_params``.
   """
   steps: int = 1000
   batch_size: int = 100
@@ -56,8 +85,19 @@ class TrainConfig:
   eval_batch_size: int = 1000
   steps_per_call: int = 10
   loop: str = "auto"
+  optimizer: str = "sgd"
+  nesterov: bool = False
+  schedule: str = "constant"
+  boundaries: tuple = ()
+  decay_factor: float = 0.1
+  warmup_steps: int = 0
+  augment: str = ""
+  sampling: str = "replacement"
+  aux_loss_weight: float = 0.3
+  separate_aux_losses: bool = False
 
   def __post_init__(self):
+    object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
     for name in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
       value = getattr(self, name)
       if not isinstance(value, (int, np.integer)) or value < 1:
@@ -66,6 +106,21 @@ class TrainConfig:
       raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
     if self.loop not in LOOPS:
       raise ValueError(f"TrainConfig.loop={self.loop!r} is not one of {LOOPS}")
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(f"TrainConfig.optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"TrainConfig.schedule={self.schedule!r} is not one of {SCHEDULES}")
+    if self.schedule == "step" and not self.boundaries:
+      raise ValueError("TrainConfig.schedule='step' needs boundaries (step numbers)")
+    if any(b <= 0 for b in self.boundaries) or list(self.boundaries) != sorted(
+        self.boundaries):
+      raise ValueError(f"TrainConfig.boundaries must be increasing positive step numbers, "
+                       f"got {self.boundaries}")
+    if self.sampling not in SAMPLINGS:
+      raise ValueError(f"TrainConfig.sampling={self.sampling!r} is not one of {SAMPLINGS}")
+    if self.warmup_steps < 0:
+      raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+    augment_lib.parse(self.augment)  # raises ValueError on a bad spec
 
   def resolved_loop(self) -> str:
     if self.loop != "auto":
@@ -81,6 +136,8 @@ class TrainState(NamedTuple):
   step: jax.Array         # int32[]
   finite: jax.Array       # bool[]: no non-finite loss or gradient seen so far
   last_loss: jax.Array    # float32[]: training loss of the last step
+  batch_stats: Any = None  # batch-norm running statistics ({} for models without BN)
+  data_key: Any = None     # uint32[2], fixed per run: epoch permutations (sampling="epoch")
 
 
 class Trainer:
@@ -109,48 +166,146 @@ class Trainer:
     }
     self._eval_data: dict[str, tuple] = {}
     self.loop = config.resolved_loop()
+    self.augmentation = augment_lib.parse(config.augment).with_statistics(
+        dataset.train.images)
+    self.input_shape = self.augmentation.output_shape(dataset.image_shape)
+    shapes = jax.eval_shape(
+        lambda: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+                           jnp.zeros((1,) + self.input_shape, jnp.float32), train=False))
+    self.has_batch_stats = "batch_stats" in shapes
+    self.has_aux_heads = bool(getattr(model, "aux_heads", False))
+    # Set by glojax.train.parallel for data-parallel training: the sharding of a batch.
+    self.batch_sharding = None
 
   @staticmethod
-  def _make_optimizer(config: TrainConfig):
-    tx = optax.sgd(config.learning_rate, momentum=config.momentum or None)
+  def _make_schedule(config: TrainConfig):
+    """The learning rate as a float (constant) or an optax schedule of the step."""
+    lr = config.learning_rate
+    if config.schedule == "constant":
+      sched = lr
+    elif config.schedule == "step":
+      sched = optax.piecewise_constant_schedule(
+          lr, {b - config.warmup_steps: config.decay_factor for b in config.boundaries})
+    else:
+      sched = optax.cosine_decay_schedule(lr, max(config.steps - config.warmup_steps, 1))
+    if config.warmup_steps:
+      const = (lambda _: lr) if isinstance(sched, float) else sched
+      sched = optax.join_schedules(
+          [optax.linear_schedule(0.0, lr, config.warmup_steps), const],
+          [config.warmup_steps])
+    return sched
+
+  @classmethod
+  def _make_optimizer(cls, config: TrainConfig):
+    lr = cls._make_schedule(config)
+    if config.optimizer == "sgd":
+      tx = optax.sgd(lr, momentum=config.momentum or None, nesterov=config.nesterov)
+    elif config.optimizer == "adam":
+      tx = optax.adam(lr)
+    else:
+      return optax.adamw(lr, weight_decay=config.weight_decay)
     if config.weight_decay:
       tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
     return tx
+
+  def _apply(self, params, batch_stats, images, *, train: bool, dropout_key=None):
+    """Runs the model; returns ``(logits, aux_logits tuple, new batch_stats)``."""
+    variables = {"params": params}
+    if self.has_batch_stats:
+      variables["batch_stats"] = batch_stats
+    mutable = []
+    if train and self.has_batch_stats:
+      mutable.append("batch_stats")
+    if train and self.has_aux_heads:
+      mutable.append("intermediates")
+    rngs = {"dropout": dropout_key} if dropout_key is not None else {}
+    if not mutable:
+      return self.model.apply(variables, images, train=train, rngs=rngs), (), batch_stats
+    logits, updates = self.model.apply(variables, images, train=train, rngs=rngs,
+                                       mutable=mutable)
+    aux = tuple(updates.get("intermediates", {}).get("aux_logits", ()))
+    return logits, aux, updates.get("batch_stats", batch_stats)
+
+  def _objective(self, loss_params, logits, aux_logits, labels):
+    """Mean candidate loss, plus ``aux_loss_weight ×`` the auxiliary heads' losses."""
+    if not aux_logits:
+      return jnp.mean(self.loss_fn(loss_params, logits, labels))
+    if self.config.separate_aux_losses:
+      if not isinstance(loss_params, (tuple, list)) or len(loss_params) != 1 + len(
+          aux_logits):
+        raise ValueError(f"separate_aux_losses needs loss_params as a tuple of "
+                         f"{1 + len(aux_logits)} parameter sets (main, aux...)")
+      main_params, aux_params = loss_params[0], tuple(loss_params[1:])
+    else:
+      main_params, aux_params = loss_params, (loss_params,) * len(aux_logits)
+    total = jnp.mean(self.loss_fn(main_params, logits, labels))
+    for p, a in zip(aux_params, aux_logits):
+      total = total + self.config.aux_loss_weight * jnp.mean(self.loss_fn(p, a, labels))
+    return total
 
   # ---- pure building blocks -------------------------------------------------------
 
   def init(self, key: jax.Array) -> TrainState:
     """Initializes weights and optimizer state from ``key`` (``uint32[2]``)."""
     init_key, run_key = jax.random.split(key)
-    dummy = jnp.zeros((1,) + self.dataset.image_shape, jnp.float32)
+    dummy = jnp.zeros((1,) + self.input_shape, jnp.float32)
     variables = self.model.init({"params": init_key, "dropout": init_key}, dummy,
                                 train=False)
     params = variables["params"]
     return TrainState(params=params, opt_state=self.optimizer.init(params), key=run_key,
                       step=jnp.zeros((), jnp.int32), finite=jnp.ones((), jnp.bool_),
-                      last_loss=jnp.zeros((), jnp.float32))
+                      last_loss=jnp.zeros((), jnp.float32),
+                      batch_stats=variables.get("batch_stats", {}),
+                      data_key=jax.random.fold_in(run_key, 0x5eed))
 
   def train_step(self, state: TrainState, loss_params: Any, data: dict) -> TrainState:
-    """One SGD step on a batch sampled (with replacement) by index from ``data``."""
+    """One optimizer step on a batch sampled (with replacement) by index from ``data``.
+
+    The batch is augmented (``config.augment``) inside the step; batch-norm statistics
+    are updated from the batch.
+    """
     key, batch_key, dropout_key = jax.random.split(state.key, 3)
-    n_train = data["train_labels"].shape[0]
-    idx = jax.random.randint(batch_key, (self.config.batch_size,), 0, n_train)
+    idx = self.batch_indices(state, batch_key, data["train_labels"].shape[0])
     images = data["train_images"][idx]
     labels = jax.nn.one_hot(data["train_labels"][idx], self.num_classes)
+    if self.batch_sharding is not None:
+      images = jax.lax.with_sharding_constraint(images, self.batch_sharding)
+      labels = jax.lax.with_sharding_constraint(labels, self.batch_sharding)
+    if not self.augmentation.is_identity:
+      images, labels = self.augmentation.train(jax.random.fold_in(batch_key, 1), images,
+                                               labels)
 
     def objective(params):
-      logits = self.model.apply({"params": params}, images, train=True,
-                                rngs={"dropout": dropout_key})
-      return jnp.mean(self.loss_fn(loss_params, logits, labels))
+      logits, aux, batch_stats = self._apply(params, state.batch_stats, images, train=True,
+                                             dropout_key=dropout_key)
+      return self._objective(loss_params, logits, aux, labels), batch_stats
 
-    loss, grads = jax.value_and_grad(objective)(state.params)
+    (loss, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grads_finite = jnp.all(jnp.asarray(
         [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
     finite = state.finite & jnp.isfinite(loss) & grads_finite
     return TrainState(params, opt_state, key, state.step + 1, finite,
-                      loss.astype(jnp.float32))
+                      loss.astype(jnp.float32), batch_stats, state.data_key)
+
+  def batch_indices(self, state: TrainState, batch_key: jax.Array, n_train: int):
+    """``int32[batch_size]`` indices of this step's batch into the train split.
+
+    ``sampling="replacement"``: uniform with replacement from ``batch_key``.
+    ``sampling="epoch"``: slice ``step mod E`` of a permutation of ``range(n_train)``
+    drawn from ``fold_in(state.data_key, epoch)``, ``E = n_train // batch_size``.
+    """
+    bs = self.config.batch_size
+    if self.config.sampling == "replacement":
+      return jax.random.randint(batch_key, (bs,), 0, n_train)
+    per_epoch = n_train // bs
+    if per_epoch < 1:
+      raise ValueError(f"sampling='epoch' needs batch_size={bs} <= train examples "
+                       f"({n_train})")
+    epoch, pos = jnp.divmod(state.step, per_epoch)
+    perm = jax.random.permutation(jax.random.fold_in(state.data_key, epoch), n_train)
+    return jax.lax.dynamic_slice(perm, (pos * bs,), (bs,))
 
   def train_chunk(self, state: TrainState, loss_params: Any, data: dict,
                   num_steps: int) -> TrainState:
@@ -170,9 +325,23 @@ class Trainer:
     state, _ = jax.lax.scan(body, state, None, length=n_chunks)
     return self.train_chunk(state, loss_params, data, rest)
 
-  def eval_batch(self, params, images, labels, mask) -> dict:
-    """Sums of correct predictions and cross-entropy over one masked eval batch."""
-    logits = self.model.apply({"params": params}, images, train=False)
+  def eval_batch(self, state_or_params, images, labels, mask) -> dict:
+    """Sums of correct predictions and cross-entropy over one masked eval batch.
+
+    Args:
+      state_or_params: a :class:`TrainState` (needed for batch-norm models: its
+        running statistics are used) or just the ``params`` of a model without BN.
+      images: ``float32[B, H, W, C]`` raw images (eval preprocessing is applied here).
+      labels: ``int32[B]``; mask: ``bool[B]`` (False for padding).
+    """
+    if isinstance(state_or_params, TrainState):
+      params, batch_stats = state_or_params.params, state_or_params.batch_stats
+    else:
+      params, batch_stats = state_or_params, {}
+      if self.has_batch_stats:
+        raise ValueError("this model has batch norm: pass the TrainState to eval_batch")
+    images = self.augmentation.evaluate(images)
+    logits, _, _ = self._apply(params, batch_stats, images, train=False)
     correct = (jnp.argmax(logits, -1) == labels) & mask
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return {"correct": jnp.sum(correct),
