@@ -229,12 +229,19 @@ def load_checkpoint(workdir: str, required_meta: Iterable[str] = ()
     required_meta: metadata keys the caller needs.
 
   Raises:
-    ValueError: naming the file, if it cannot be read or lacks ``required_meta``.
+    ValueError: naming the file, if it cannot be read or lacks ``required_meta``, or
+      if it is missing while ``log.jsonl`` holds generations (a lost checkpoint).
       The file is written atomically, so this means it was damaged or replaced;
       the run stops rather than silently starting over.
   """
   path = os.path.join(workdir, CHECKPOINT_FILE)
   if not os.path.exists(path):
+    logged = _count_lines(os.path.join(workdir, LOG_FILE))
+    if logged:  # log lines are appended only after their checkpoint was saved
+      raise ValueError(
+          f"workdir {workdir!r}: {LOG_FILE} has {logged} generation(s) but "
+          f"{CHECKPOINT_FILE} is missing; restore it to resume, or move {LOG_FILE} away "
+          "to restart the search (a restart rewrites the log)")
     return None
   try:
     with np.load(path, allow_pickle=False) as z:
@@ -248,6 +255,14 @@ def load_checkpoint(workdir: str, required_meta: Iterable[str] = ()
         f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e}). Restore it, or "
         f"move it and {LOG_FILE} away to restart the search from scratch") from None
   return arrays, meta
+
+
+def _count_lines(path: str) -> int:
+  """Non-empty lines of a text file (0 if absent), without parsing them."""
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return sum(1 for line in f if line.strip())
 
 
 def flatten_state(prefix: str, tree) -> dict:

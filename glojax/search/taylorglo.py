@@ -182,15 +182,6 @@ def _build(cfg: dict, steps: Optional[int] = None):
   return dataset, model, TrainConfig(**train_cfg)
 
 
-def _log_lines(workdir: str) -> int:
-  """Non-empty lines of ``log.jsonl`` (0 if absent), without parsing them."""
-  path = os.path.join(workdir, common.LOG_FILE)
-  if not os.path.exists(path):
-    return 0
-  with open(path) as f:
-    return sum(1 for line in f if line.strip())
-
-
 def _check_model_builds(cfg: dict, trainer: Trainer) -> None:
   """Initializes the model abstractly (no FLOPs) so bad model options fail up front.
 
@@ -285,12 +276,6 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
     if start_generation >= s["generations"]:
       log(f"the search already has {start_generation} generation(s) "
           f"(search.generations={s['generations']}); nothing left to search")
-  elif resumed and _log_lines(workdir):
-    # Starting over would overwrite the log of generations whose state is gone.
-    raise ValueError(
-        f"workdir {workdir!r}: {common.LOG_FILE} has {_log_lines(workdir)} generation(s) "
-        f"but {common.CHECKPOINT_FILE} is missing; restore it to resume, or move "
-        f"{common.LOG_FILE} away to restart the search")
   common.write_log(workdir, history)  # drop any line past the checkpoint
 
   for generation in range(start_generation, s["generations"]):
