@@ -182,18 +182,21 @@ def _build(cfg: dict, steps: Optional[int] = None):
   return dataset, model, TrainConfig(**train_cfg)
 
 
-def _check_model_builds(cfg: dict, trainer: Trainer) -> None:
-  """Initializes the model abstractly (no FLOPs) so bad model options fail up front.
+def _check_model_builds(cfg: dict, make_trainer: Callable[[], Trainer]) -> Trainer:
+  """Builds the trainer and initializes its model abstractly (no FLOPs), so bad model
+  options fail up front.
 
   Raises:
     ValueError: naming ``config.model.options`` when the model cannot be built.
   """
   try:
+    trainer = make_trainer()
     jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
   except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
     first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise ValueError(f"config.model.options={cfg['model']['options']!r} cannot build "
                      f"model {cfg['model']['name']!r}: {first_line}") from None
+  return trainer
 
 
 def effective_population_size(cfg: dict) -> int:
@@ -242,8 +245,9 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   # Build everything that can fail on a bad config before the workdir is claimed
   # (config.json): a corrected rerun must not be refused as "a different run".
   dataset, model, train_cfg = _build(cfg)
-  trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
-  _check_model_builds(cfg, trainer)
+  trainer = _check_model_builds(
+      cfg, lambda: Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]),
+                           train_cfg))
   if train_cfg.batch_size > len(dataset.train):
     raise ValueError(f"config.train.batch_size={train_cfg.batch_size} is larger than the "
                      f"train split of {dataset.name} ({len(dataset.train)} examples)")
