@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 from typing import Callable, Union
 
 import jax
@@ -81,7 +82,8 @@ def parse(text: str, *, allow_logits: bool = True) -> Tree:
 
   Raises:
     ValueError: naming the offending part, for any syntax error, unknown name,
-      unsupported construct or wrong number of arguments.
+      unsupported construct, wrong number of arguments, non-finite constant
+      (``1e400``), or nesting deeper than ``MAX_DEPTH``.
   """
   if not isinstance(text, str) or not text.strip():
     raise ValueError(f"empty expression: {text!r}")
@@ -89,22 +91,39 @@ def parse(text: str, *, allow_logits: bool = True) -> Tree:
     module = ast.parse(text.strip(), mode="eval")
   except SyntaxError as e:
     raise ValueError(f"cannot parse expression {text!r}: {e.msg}") from None
+  except (RecursionError, MemoryError):  # ast's own nesting limits
+    raise ValueError(f"cannot parse expression {text!r}: nested too deeply "
+                     f"(at most {MAX_DEPTH} levels)") from None
   return _from_ast(module.body, text, allow_logits)
 
 
-def _from_ast(node: ast.AST, text: str, allow_logits: bool) -> Tree:
+# Deeper trees would overflow Python's recursion in to_string/compile_jnp; GLO trees
+# are a few levels deep.
+MAX_DEPTH = 100
+
+
+def _from_ast(node: ast.AST, text: str, allow_logits: bool, depth: int = 0) -> Tree:
   where = ast.get_source_segment(text.strip(), node) or ast.dump(node)
+  if depth > MAX_DEPTH:
+    raise ValueError(f"in {text!r}: expression nested too deeply (at most {MAX_DEPTH} "
+                     "levels)")
   if isinstance(node, ast.Constant):
     if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
       raise ValueError(f"in {text!r}: constant {where!r} is not a number")
-    return Leaf(float(node.value))
+    try:
+      value = float(node.value)
+    except OverflowError:  # an integer literal beyond the float range
+      value = float("inf")
+    if not math.isfinite(value):
+      raise ValueError(f"in {text!r}: constant {where!r} is not finite")
+    return Leaf(value)
   if isinstance(node, ast.Name):
     if node.id not in VARIABLES or (node.id == "logits" and not allow_logits):
       allowed = VARIABLES if allow_logits else ("x", "y")
       raise ValueError(f"in {text!r}: unknown variable {node.id!r}; allowed: {allowed}")
     return Leaf(node.id)
   if isinstance(node, ast.UnaryOp):
-    operand = _from_ast(node.operand, text, allow_logits)
+    operand = _from_ast(node.operand, text, allow_logits, depth + 1)
     if isinstance(node.op, ast.USub):
       if isinstance(operand, Leaf) and isinstance(operand.value, float):
         return Leaf(-operand.value)
@@ -115,13 +134,13 @@ def _from_ast(node: ast.AST, text: str, allow_logits: bool) -> Tree:
   if isinstance(node, ast.BinOp):
     if isinstance(node.op, ast.Pow):
       if isinstance(node.right, ast.Constant) and node.right.value == 2:
-        return Node("square", (_from_ast(node.left, text, allow_logits),))
+        return Node("square", (_from_ast(node.left, text, allow_logits, depth + 1),))
       raise ValueError(f"in {text!r}: only '**2' is supported, got {where!r}")
     op = _AST_BINOPS.get(type(node.op))
     if op is None:
       raise ValueError(f"in {text!r}: unsupported operator in {where!r}")
-    return Node(op, (_from_ast(node.left, text, allow_logits),
-                     _from_ast(node.right, text, allow_logits)))
+    return Node(op, (_from_ast(node.left, text, allow_logits, depth + 1),
+                     _from_ast(node.right, text, allow_logits, depth + 1)))
   if isinstance(node, ast.Call):
     if not isinstance(node.func, ast.Name) or node.func.id not in UNARY_OPS \
         or node.func.id == "neg":
@@ -130,7 +149,7 @@ def _from_ast(node: ast.AST, text: str, allow_logits: bool) -> Tree:
     if node.keywords or len(node.args) != 1:
       raise ValueError(f"in {text!r}: {node.func.id}() takes exactly one argument, "
                        f"got {where!r}")
-    return Node(node.func.id, (_from_ast(node.args[0], text, allow_logits),))
+    return Node(node.func.id, (_from_ast(node.args[0], text, allow_logits, depth + 1),))
   raise ValueError(f"in {text!r}: unsupported construct {where!r}")
 
 

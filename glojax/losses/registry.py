@@ -178,6 +178,13 @@ def _segment(spec: str, node: ast.AST) -> str:
   return ast.get_source_segment(spec, node) or ast.dump(node)
 
 
+def _to_float(spec: str, value: int | float, key: str) -> float:
+  try:
+    return float(value)
+  except OverflowError:  # an integer literal beyond the float range
+    raise ValueError(f"in loss spec {spec!r}: {key}= is too large for a float") from None
+
+
 def _literal(spec: str, node: ast.AST, key: str):
   """A number, a list of numbers, or (for options) a string, from an AST node."""
   if isinstance(node, ast.Constant):
@@ -185,12 +192,13 @@ def _literal(spec: str, node: ast.AST, key: str):
     if isinstance(value, str):
       return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-      return float(value)
+      return _to_float(spec, value, key)
   elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
       and isinstance(node.operand, ast.Constant):
     value = node.operand.value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-      return -float(value) if isinstance(node.op, ast.USub) else float(value)
+      value = _to_float(spec, value, key)
+      return -value if isinstance(node.op, ast.USub) else value
   elif isinstance(node, (ast.List, ast.Tuple)):
     values = [_literal(spec, e, key) for e in node.elts]
     if any(not isinstance(v, float) for v in values):
@@ -218,6 +226,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     body = ast.parse(spec, mode="eval").body
   except SyntaxError as e:
     raise ValueError(f"cannot parse loss spec {spec!r}: {e.msg}") from None
+  except (RecursionError, MemoryError):  # ast's own limits on nesting
+    raise ValueError(f"cannot parse loss spec {spec!r}: nested too deeply") from None
   if isinstance(body, ast.Name):
     return body.id, {}
   if not isinstance(body, ast.Call):
@@ -270,8 +280,12 @@ def _bind(e: LossEntry, kwargs: dict[str, Any], spec: str) -> tuple[np.ndarray, 
     if p.size is not None and arr.shape != (p.size,):
       raise ValueError(f"in loss spec {spec!r}: {p.name} must be a list of {p.size} "
                        f"numbers, got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-      raise ValueError(f"in loss spec {spec!r}: {p.name} must be finite, got {value!r}")
+    with np.errstate(over="ignore"):
+      # The loss computes in float32: 1e300 is finite here but inf there.
+      finite = np.all(np.isfinite(arr.astype(np.float32)))
+    if not finite:
+      raise ValueError(f"in loss spec {spec!r}: {p.name} must be finite in float32 "
+                       f"(|value| < 3.4e38), got {value!r}")
     if (p.low is not None and np.any(arr < p.low)) or \
         (p.high is not None and np.any(arr > p.high)):
       raise ValueError(f"in loss spec {spec!r}: {p.name}={value!r} is outside "

@@ -20,7 +20,7 @@ import difflib
 import json
 import os
 import tempfile
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 import jax
 import numpy as np
@@ -106,8 +106,19 @@ def diff_configs(old: Mapping, new: Mapping, path: str = "") -> list[str]:
   return out
 
 
-def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = ()
-                    ) -> bool:
+def _with_defaults(config: Mapping, defaults: Mapping) -> dict:
+  """``config`` with keys it lacks taken from ``defaults`` (recursively)."""
+  out = dict(config)
+  for key, value in defaults.items():
+    if key not in out:
+      out[key] = value
+    elif isinstance(value, Mapping) and value and isinstance(out[key], Mapping):
+      out[key] = _with_defaults(out[key], value)
+  return out
+
+
+def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = (),
+                    defaults: Optional[Mapping] = None) -> bool:
   """Creates ``workdir`` or checks that it belongs to the same run.
 
   Args:
@@ -115,21 +126,46 @@ def prepare_workdir(workdir: str, config: dict, resumable_keys: Iterable[str] = 
     config: the run's config as a plain dict.
     resumable_keys: dotted keys allowed to change on resume (e.g.
       ``"search.generations"`` to extend a finished run).
+    defaults: the default config; a key missing from the saved config (written
+      before that key existed) counts as its default value.
 
   Returns:
     True if the workdir already held this run (resume), False if it is new.
 
   Raises:
     ValueError: if the workdir holds a run with a different config (listing the
-      differences) or ``workdir`` is a file.
+      differences), ``workdir`` is a file or cannot be created or written, or it
+      holds a checkpoint/log but no ``config.json``.
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir {workdir!r} exists and is not a directory")
-  os.makedirs(workdir, exist_ok=True)
+  if not workdir:
+    raise ValueError("--workdir is empty; give a folder for the run")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create --workdir {workdir!r}: {e.strerror}") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir {workdir!r} is not writable")
   path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    # A checkpoint or log without config.json is a run we cannot check against; a
+    # fresh start would overwrite it.
+    orphans = [n for n in (CHECKPOINT_FILE, LOG_FILE)
+               if os.path.exists(os.path.join(workdir, n))]
+    if orphans:
+      raise ValueError(
+          f"workdir {workdir!r} holds {' and '.join(orphans)} but no {CONFIG_FILE}; "
+          f"restore {CONFIG_FILE} to resume, or use a new --workdir")
   if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+    try:
+      with open(path) as f:
+        old = json.load(f)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"cannot read {path!r} ({e}); restore it or use a new --workdir"
+                       ) from None
+    if defaults is not None:
+      old = _with_defaults(old, defaults)
     allowed = tuple(resumable_keys)
     diffs = [d for d in diff_configs(old, config)
              if not any(d.startswith(k + ":") or d.startswith(k + ".") for k in allowed)]
@@ -184,15 +220,49 @@ def save_checkpoint(workdir: str, arrays: Mapping[str, Any], meta: Mapping[str, 
                 lambda f: np.savez(f, **payload))
 
 
-def load_checkpoint(workdir: str) -> tuple[dict, dict] | None:
-  """Reads ``checkpoint.npz`` → ``(arrays, meta)``, or None if there is none."""
+def load_checkpoint(workdir: str, required_meta: Iterable[str] = ()
+                    ) -> tuple[dict, dict] | None:
+  """Reads ``checkpoint.npz`` → ``(arrays, meta)``, or None if there is none.
+
+  Args:
+    workdir: the run's folder.
+    required_meta: metadata keys the caller needs.
+
+  Raises:
+    ValueError: naming the file, if it cannot be read or lacks ``required_meta``, or
+      if it is missing while ``log.jsonl`` holds generations (a lost checkpoint).
+      The file is written atomically, so this means it was damaged or replaced;
+      the run stops rather than silently starting over.
+  """
   path = os.path.join(workdir, CHECKPOINT_FILE)
   if not os.path.exists(path):
+    logged = _count_lines(os.path.join(workdir, LOG_FILE))
+    if logged:  # log lines are appended only after their checkpoint was saved
+      raise ValueError(
+          f"workdir {workdir!r}: {LOG_FILE} has {logged} generation(s) but "
+          f"{CHECKPOINT_FILE} is missing; restore it to resume, or move {LOG_FILE} away "
+          "to restart the search (a restart rewrites the log)")
     return None
-  with np.load(path, allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files if k != "__meta__"}
-    meta = json.loads(str(z["__meta__"]))
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files if k != "__meta__"}
+      meta = json.loads(str(z["__meta__"]))
+    missing = [k for k in required_meta if k not in meta]
+    if missing:
+      raise KeyError(f"metadata lacks {missing}")
+  except Exception as e:  # zipfile, EOF, pickle refusal, JSON, missing keys...
+    raise ValueError(
+        f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e}). Restore it, or "
+        f"move it and {LOG_FILE} away to restart the search from scratch") from None
   return arrays, meta
+
+
+def _count_lines(path: str) -> int:
+  """Non-empty lines of a text file (0 if absent), without parsing them."""
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return sum(1 for line in f if line.strip())
 
 
 def flatten_state(prefix: str, tree) -> dict:
@@ -235,12 +305,30 @@ def append_log(workdir: str, record: dict) -> None:
 
 
 def read_log(workdir: str) -> list[dict]:
-  """The records of ``log.jsonl`` (empty list if absent)."""
+  """The records of ``log.jsonl`` (empty list if absent).
+
+  A last line without its newline that does not parse (a run killed while
+  appending) is skipped.
+
+  Raises:
+    ValueError: naming the file and line, for any other line that is not JSON.
+  """
   path = os.path.join(workdir, LOG_FILE)
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.read().split("\n")
+  records = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except ValueError as e:
+      if number == len(lines):  # no trailing newline: an interrupted append
+        break
+      raise ValueError(f"{path}: line {number} is not JSON ({e})") from None
+  return records
 
 
 def generation_key(seed: int, generation: int, purpose: int) -> jax.Array:

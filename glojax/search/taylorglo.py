@@ -14,6 +14,7 @@ Entry point: :func:`run` (``config``, ``workdir``) — resumable, see
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Callable, Optional
@@ -26,6 +27,7 @@ import numpy as np
 from glojax import data as data_lib
 from glojax import losses
 from glojax import models as models_lib
+from glojax.analysis import stats
 from glojax.analysis.theory import is_trainable
 from glojax.search import common
 from glojax.train import protocol
@@ -68,11 +70,17 @@ def validate_config(config) -> dict:
       values out of range, naming the offending key and value.
   """
   cfg = common.config_to_dict(config)
+  if not isinstance(cfg, dict):
+    raise ValueError(f"the config must be a ConfigDict or dict (get_config() in the "
+                     f"config file), got {type(config).__name__} {config!r}")
   ref = common.config_to_dict(default_config())
   common.check_config_keys(cfg, ref)
   # Fill in defaults for keys the user left out.
   for section, values in ref.items():
     if isinstance(values, dict):
+      if not isinstance(cfg.get(section, {}), dict):
+        raise ValueError(f"config.{section}={cfg[section]!r} must be a section (a dict) "
+                         f"with keys {sorted(values)}")
       cfg[section] = {**values, **cfg.get(section, {})}
     else:
       cfg.setdefault(section, values)
@@ -91,17 +99,67 @@ def validate_config(config) -> dict:
   if s["flat_action"] not in FLAT_ACTIONS:
     raise ValueError(f"config.search.flat_action={s['flat_action']!r} is not one of "
                      f"{FLAT_ACTIONS}")
-  for key in ("population_size", "generations"):
-    if not isinstance(s[key], int) or s[key] < (2 if key == "population_size" else 0):
-      raise ValueError(f"config.search.{key}={s[key]!r} must be an integer "
-                       f"{'≥ 2' if key == 'population_size' else '≥ 0'}")
-  if not s["sigma"] > 0:
-    raise ValueError(f"config.search.sigma={s['sigma']!r} must be > 0")
-  if cfg["final"]["enabled"] and cfg["final"]["repeats"] < 2:
-    raise ValueError(f"config.final.repeats={cfg['final']['repeats']!r} must be ≥ 2 "
-                     f"(Welch's t-test)")
-  TrainConfig(**cfg["train"])  # raises ValueError naming a bad training value
+  _check_int("search.population_size", s["population_size"], 2)
+  _check_int("search.generations", s["generations"], 0)
+  _check_int("search.nan_retries", s["nan_retries"], 0)
+  _check_number("search.sigma", s["sigma"], low=0.0, low_open=True)
+  _check_number("search.mean", s["mean"])
+  for key in ("seed", "dataset.seed", "final.seed"):
+    section, _, name = key.rpartition(".")
+    _check_int(key, (cfg[section] if section else cfg)[name], 0, high=2**63 - 1)
+  if not isinstance(cfg["model"]["options"], dict):
+    raise ValueError(f"config.model.options={cfg['model']['options']!r} must be a dict of "
+                     "model fields, e.g. {'hidden': (64,)}")
+  t = cfg["train"]
+  _check_number("train.learning_rate", t["learning_rate"])  # sign: TrainConfig
+  _check_number("train.momentum", t["momentum"], low=0.0, high=1.0, high_open=True)
+  _check_number("train.weight_decay", t["weight_decay"], low=0.0)
+  for key in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
+    _check_int(f"train.{key}", t[key], 1)
+  if not isinstance(s["invariant_filter"], bool):
+    raise ValueError(f"config.search.invariant_filter={s['invariant_filter']!r} must be "
+                     "True or False")
+  f = cfg["final"]
+  if not isinstance(f["enabled"], bool):
+    raise ValueError(f"config.final.enabled={f['enabled']!r} must be True or False")
+  if f["enabled"]:
+    _check_int("final.repeats", f["repeats"], 2, why=" (Welch's t-test)")
+    _check_int("final.steps", f["steps"], 1)
+    if f["alternative"] not in stats.ALTERNATIVES:
+      raise ValueError(f"config.final.alternative={f['alternative']!r} is not one of "
+                       f"{stats.ALTERNATIVES}")
+  try:
+    TrainConfig(**t)
+  except (TypeError, ValueError) as e:  # e.g. an unknown loop
+    raise ValueError(f"config.train: {e}") from None
   return cfg
+
+
+def _check_int(key: str, value, low: int, high: Optional[int] = None, why: str = ""
+               ) -> None:
+  """Raises ValueError unless ``value`` is an int (not a bool) in [low, high]."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+      or value < low or (high is not None and value > high):
+    bound = f"≥ {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"config.{key}={value!r} must be an integer {bound}{why}")
+
+
+def _check_number(key: str, value, low: Optional[float] = None,
+                  high: Optional[float] = None, low_open: bool = False,
+                  high_open: bool = False) -> None:
+  """Raises ValueError unless ``value`` is a finite real number within the bounds."""
+  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+        and np.isfinite(value))
+  if ok and low is not None:
+    ok = value > low if low_open else value >= low
+  if ok and high is not None:
+    ok = value < high if high_open else value <= high
+  if not ok:
+    lo = "" if low is None else f"{'>' if low_open else '≥'} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '≤'} {high}"
+    bounds = " and ".join(b for b in (lo, hi) if b)
+    raise ValueError(f"config.{key}={value!r} must be a finite number"
+                     f"{' ' + bounds if bounds else ''}")
 
 
 def taylorglo_loss_fn(class_reduction: str) -> Callable:
@@ -125,6 +183,23 @@ def _build(cfg: dict, steps: Optional[int] = None):
   if steps is not None:
     train_cfg["steps"] = steps
   return dataset, model, TrainConfig(**train_cfg)
+
+
+def _check_model_builds(cfg: dict, make_trainer: Callable[[], Trainer]) -> Trainer:
+  """Builds the trainer and initializes its model abstractly (no FLOPs), so bad model
+  options fail up front.
+
+  Raises:
+    ValueError: naming ``config.model.options`` when the model cannot be built.
+  """
+  try:
+    trainer = make_trainer()
+    jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+  except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ValueError(f"config.model.options={cfg['model']['options']!r} cannot build "
+                     f"model {cfg['model']['name']!r}: {first_line}") from None
+  return trainer
 
 
 def effective_population_size(cfg: dict) -> int:
@@ -170,30 +245,45 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   a ``taylorglo(theta=[...])`` spec) and ``final.json`` (the final comparison).
   """
   cfg = validate_config(config)
-  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
   s = cfg["search"]
+  # Build everything that can fail on a bad config before the workdir is claimed
+  # (config.json): a corrected rerun must not be refused as "a different run".
   dataset, model, train_cfg = _build(cfg)
+  trainer = _check_model_builds(
+      cfg, lambda: Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]),
+                           train_cfg))
+  if train_cfg.batch_size > len(dataset.train):
+    raise ValueError(f"config.train.batch_size={train_cfg.batch_size} is larger than the "
+                     f"train split of {dataset.name} ({len(dataset.train)} examples)")
+  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS,
+                                   defaults=common.config_to_dict(default_config()))
   popsize = effective_population_size(cfg)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
       f"population {popsize}"
       f"{' (invariant filter on: untrainable θ skipped)' if s['invariant_filter'] else ''}, "
       f"{s['generations']} generations, "
       f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
-  trainer = Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]), train_cfg)
   es, es_params = _make_es(cfg)
   state = _fresh_state(cfg, es, es_params)
 
   history: list[dict] = []
   best = {"fitness": -1.0, "theta": None, "generation": -1}
   start_generation = 0
-  ckpt = common.load_checkpoint(workdir) if resumed else None
+  ckpt = (common.load_checkpoint(workdir, ("history", "best", "generation"))
+          if resumed else None)
   if ckpt is not None:
     arrays, meta = ckpt
-    state = common.unflatten_state("es", arrays, state)
+    try:
+      state = common.unflatten_state("es", arrays, state)
+    except ValueError as e:
+      raise ValueError(f"{os.path.join(workdir, common.CHECKPOINT_FILE)}: {e}") from None
     history, best = meta["history"], meta["best"]
     start_generation = meta["generation"]
     log(f"resuming from generation {start_generation} (best so far "
         f"{best['fitness']:.4f})")
+    if start_generation >= s["generations"]:
+      log(f"the search already has {start_generation} generation(s) "
+          f"(search.generations={s['generations']}); nothing left to search")
   common.write_log(workdir, history)  # drop any line past the checkpoint
 
   for generation in range(start_generation, s["generations"]):
@@ -260,9 +350,39 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       f"{best['generation'] + 1}): {out['best_spec']}")
   _plot_history(workdir, log)
 
+  if best["fitness"] <= 0:
+    # Accuracy 0 means no candidate trained (NaN/inf, fitness 0): retraining one
+    # would only fail again.
+    log("warning: every candidate failed to train (NaN/inf), so there is no loss to "
+        "compare; skipping the final protocol. Try a smaller search.sigma or "
+        "train.learning_rate")
+    return out
   if cfg["final"]["enabled"]:
-    out["final"] = final_protocol(cfg, best["theta"], workdir, log=log)
+    out["final"] = (_finished_final(cfg, out["best_spec"], workdir, log)
+                    or final_protocol(cfg, best["theta"], workdir, log=log))
   return out
+
+
+def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[dict]:
+  """``final.json`` if it already holds this loss's final protocol under ``cfg["final"]``.
+
+  A rerun of a finished search then costs nothing instead of repeating the
+  ``2 × final.repeats`` full trainings.
+  """
+  path = os.path.join(workdir, "final.json")
+  try:
+    with open(path) as f:
+      result = json.load(f)
+    done = (result["candidate"]["spec"] == best_spec
+            and result["final_config"] == cfg["final"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  if not done:
+    return None
+  log(f"final protocol already done for this loss and config.final ({path}; delete it "
+      "to retrain)")
+  log(result["table"])
+  return result
 
 
 def _evaluate_subset(trainer, thetas, keys, trainable: np.ndarray, cfg: dict):
@@ -312,6 +432,7 @@ def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None]
                             model_name=cfg["model"]["name"],
                             alternative=f["alternative"], log=log)
   result["table"] = protocol.format_table(result)
+  result["final_config"] = dict(f)  # lets a rerun reuse this result
   common.write_json(os.path.join(workdir, "final.json"), result)
   log(result["table"])
   return result

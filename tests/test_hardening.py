@@ -1,0 +1,389 @@
+"""Adversarial tests: malformed specs, configs and workdirs fail clearly, losing nothing."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from glojax import expr, losses, models
+from glojax.search import common, taylorglo
+from glojax.train import TrainConfig, Trainer, evaluate_population
+
+
+# ---- loss specs ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, message", [
+    # An integer literal too large for a float (Python raises OverflowError).
+    ("label_smoothing(alpha=" + "9" * 400 + ")", "alpha"),
+    ("expr:log(y) - " + "9" * 400 + " * x", "9999"),
+    # Non-finite constants would print as 'inf', which does not parse back.
+    ("expr:1e400 * y", "1e400"),
+    # Values finite in float64 but not in float32 (the dtype the loss computes in).
+    ("polyloss(epsilon=1e300)", "epsilon"),
+    ("taylorglo(theta=[1e39, 0, 0, 0, 0, 0, 0, 0])", "theta"),
+    # Deep nesting: RecursionError inside ast or the tree builder.
+    ("expr:" + "-" * 2000 + "y", "deep"),
+    ("expr:" + "+".join(["y"] * 3000), "deep"),
+    ("label_smoothing(alpha=" + "-" * 3000 + "1)", "alpha"),
+])
+def test_pathological_specs_raise_value_error(spec, message):
+  with pytest.raises(ValueError, match=message):
+    losses.get(spec)
+
+
+def test_expr_parse_rejects_non_finite_and_deep_trees():
+  with pytest.raises(ValueError, match="not finite"):
+    expr.parse("1e400 * y")
+  with pytest.raises(ValueError, match="deep"):
+    expr.parse("log(" * 150 + "y" + ")" * 150)
+  # Moderate depth still parses and round-trips.
+  text = "log(" * 20 + "y" + ")" * 20
+  assert expr.to_string(expr.parse(text)) == text
+
+
+@pytest.mark.parametrize("spec", [
+    "__import__('os').system('true')", "os.system('true')", "lambda: 0",
+    "baikal.__class__", "expr:(lambda: y)()", "expr:__import__('os')", "expr:y.sum()",
+    "expr:y; import os", "taylorglo(theta=[0] * 8)", "polyloss(epsilon=float('inf'))",
+    "expr:y[0]", "label_smoothing(alpha=True)",
+])
+def test_code_is_never_run(spec):
+  with pytest.raises(ValueError):
+    losses.get(spec)
+
+
+# ---- search configs ----------------------------------------------------------------------
+
+
+def tiny_config():
+  c = taylorglo.default_config()
+  c.model.options = {"hidden": (8,)}
+  c.train.steps = 20
+  c.train.batch_size = 32
+  c.train.learning_rate = 0.1
+  c.search.population_size = 4
+  c.search.generations = 2
+  c.final.repeats = 2
+  c.final.steps = 20
+  return c
+
+
+def _set(config, dotted, value):
+  """``config`` as a plain dict (a config file can hold any type) with one value set."""
+  config = common.config_to_dict(config)
+  section, _, key = dotted.rpartition(".")
+  target = config
+  for part in filter(None, section.split(".")):
+    target = target[part]
+  target[key] = value
+  return config
+
+
+@pytest.mark.parametrize("key, value", [
+    # Values that used to pass validation and fail only after the whole search.
+    ("final.steps", 0),
+    ("final.alternative", "bigger"),
+    ("final.seed", "one"),
+    ("final.repeats", 2.5),
+    # Wrong types (a config file can hold anything) used to raise TypeError.
+    ("search.sigma", "abc"),
+    ("search.sigma", float("inf")),
+    ("search.mean", float("nan")),
+    ("search.mean", "zero"),
+    ("search.nan_retries", -1),
+    ("search.population_size", 4.0),
+    ("search.population_size", True),
+    ("seed", "0"),
+    ("seed", -1),
+    ("dataset.seed", 1.5),
+    ("train.learning_rate", "fast"),
+    ("train.momentum", -0.5),
+    ("train.momentum", 1.0),
+    ("train.weight_decay", -1e-4),
+    ("model.options", "hidden=8"),
+    ("search.invariant_filter", "yes"),
+    # Batches are drawn with replacement, so a batch larger than the train split
+    # (4,000 here) "works" but is a typo that makes every step slow.
+    ("train.batch_size", 100_000),
+])
+def test_bad_config_values_fail_before_any_work(tmp_path, key, value):
+  config = _set(tiny_config(), key, value)
+  wd = str(tmp_path / "run")
+  with pytest.raises(ValueError, match=r"config\." + key.replace(".", r"\.")):
+    taylorglo.run(config, wd, log=lambda m: None)
+  assert not os.path.exists(wd)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model.options", {"hiddn": (8,)}, "hiddn"),
+    ("model.options", {"hidden": "wide"}, "hidden"),
+])
+def test_bad_model_options_leave_no_workdir(tmp_path, key, value, message):
+  """A config that cannot build its model must not claim the workdir (config.json)."""
+  config = _set(tiny_config(), key, value)
+  wd = str(tmp_path / "run")
+  with pytest.raises(ValueError, match=message):
+    taylorglo.run(config, wd, log=lambda m: None)
+  assert not os.path.exists(os.path.join(wd, common.CONFIG_FILE))
+
+
+# ---- workdirs, checkpoints, logs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("make_workdir", [
+    lambda tmp: str(tmp / "a_file" / "sub"),   # parent is a file
+    lambda tmp: "",                            # empty --workdir=
+    lambda tmp: "/proc/glojax_cannot_create",  # not creatable (even as root)
+])
+def test_uncreatable_workdir_is_a_value_error(tmp_path, make_workdir):
+  (tmp_path / "a_file").write_text("x")
+  wd = make_workdir(tmp_path)
+  with pytest.raises(ValueError, match="workdir"):
+    common.prepare_workdir(wd, {"seed": 0})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """One finished tiny run (1 generation + a 2×20-step final protocol)."""
+  wd = str(tmp_path_factory.mktemp("finished") / "run")
+  c = tiny_config()
+  c.search.generations = 1
+  out = taylorglo.run(c, wd, log=lambda m: None)
+  return c, wd, out
+
+
+def _copy(finished_run, tmp_path):
+  c, wd, out = finished_run
+  new = str(tmp_path / "run")
+  shutil.copytree(wd, new)
+  return c, new, out
+
+
+def _files(wd):
+  return {n: open(os.path.join(wd, n), "rb").read() for n in sorted(os.listdir(wd))}
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[:len(b) // 2],      # truncated
+    lambda b: b"",                  # empty
+    lambda b: b"not a zip at all",  # replaced
+])
+def test_damaged_checkpoint_fails_naming_file_and_keeps_everything(
+    finished_run, tmp_path, damage):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.CHECKPOINT_FILE)
+  data = open(path, "rb").read()
+  open(path, "wb").write(damage(data))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_checkpoint_with_bad_metadata_fails_naming_file(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  arrays, meta = common.load_checkpoint(wd)
+  del meta["history"]
+  common.save_checkpoint(wd, arrays, meta)
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_missing_checkpoint_does_not_wipe_the_log(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  os.remove(os.path.join(wd, common.CHECKPOINT_FILE))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"log\.jsonl.*checkpoint\.npz"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_missing_config_does_not_restart_over_a_run(finished_run, tmp_path):
+  c, wd, _ = _copy(finished_run, tmp_path)
+  os.remove(os.path.join(wd, common.CONFIG_FILE))
+  before = _files(wd)
+  with pytest.raises(ValueError, match=r"config\.json"):
+    taylorglo.run(c, wd, log=lambda m: None)
+  assert _files(wd) == before
+
+
+def test_partial_trailing_log_line(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.LOG_FILE)
+  complete = open(path).read()
+  open(path, "a").write('{"generation": 1, "fitness": [0.1')  # killed mid-append
+  assert common.read_log(wd) == [json.loads(complete)]
+  # A damaged line elsewhere is an error naming the file and line.
+  open(path, "w").write("garbage\n" + complete)
+  with pytest.raises(ValueError, match=r"log\.jsonl.*line 1"):
+    common.read_log(wd)
+
+
+def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert not any("final protocol: training" in m for m in messages), messages
+  assert any("final.json" in m for m in messages)
+  assert again["final"]["candidate"]["runs"] == out["final"]["candidate"]["runs"]
+  # A changed final protocol is redone.
+  c2 = tiny_config()
+  c2.search.generations = 1
+  c2.final.seed = 7
+  messages = []
+  taylorglo.run(c2, wd, log=messages.append)
+  assert any("final protocol: training" in m for m in messages)
+  assert json.load(open(os.path.join(wd, "final.json")))["final_config"]["seed"] == 7
+
+
+# ---- the binary --------------------------------------------------------------------------
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--config.search.population_size=4", "--config.train.steps=20",
+              "--config.train.batch_size=32", "--config.model.options.hidden=(8,)",
+              "--config.final.repeats=2", "--config.final.steps=20"]
+
+
+def _binary(workdir, *flags):
+  return [sys.executable, os.path.join(REPO, "experiments", "taylorglo.py"),
+          f"--config={os.path.join(REPO, 'experiments', 'configs', 'quickstart.py')}",
+          f"--workdir={workdir}", *TINY_FLAGS, *flags]
+
+
+def test_binary_misspelt_override_is_one_line(tmp_path):
+  res = subprocess.run(_binary(tmp_path / "run", "--config.model.options.hiddn=(8,)"),
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": REPO})
+  assert res.returncode == 2, res.stderr
+  assert "Traceback" not in res.stderr
+  assert "error:" in res.stderr and "hiddn" in res.stderr and "hidden" in res.stderr
+  assert not os.path.exists(tmp_path / "run")
+  cmd = _binary(tmp_path / "run")
+  cmd[2] = "--config=experiments/configs/no_such_config.py"
+  # With overrides the file is loaded while parsing flags; without, on first use.
+  for args in (cmd, cmd[:4]):
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "error:" in res.stderr and "no_such_config.py" in res.stderr
+
+
+def test_config_that_is_not_a_mapping(tmp_path):
+  with pytest.raises(ValueError, match="int"):
+    taylorglo.run(5, str(tmp_path / "run"), log=lambda m: None)
+
+
+def test_binary_ctrl_c_says_how_to_resume(tmp_path):
+  wd = tmp_path / "run"
+  proc = subprocess.Popen(_binary(wd, "--config.search.generations=1000"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": REPO})
+  try:
+    for line in proc.stdout:  # wait for the first finished generation
+      if line.startswith("gen "):
+        break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+  assert proc.returncode == 130, err
+  assert "Traceback" not in err
+  assert "interrupted" in err and "rerun" in err
+  assert len(common.read_log(str(wd))) >= 1
+
+
+# ---- README ------------------------------------------------------------------------------
+
+def test_readme_first_snippet_defines_what_it_uses():
+  """The README's 'Use the pieces' block runs as pasted (its loss part; the training
+  part is the population API that tests/test_population.py covers)."""
+  readme = open(os.path.join(REPO, "README.md")).read()
+  block = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+  loss_part = block.split("# Train K")[0]
+  namespace = {}
+  exec(compile(loss_part, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+  per_example = np.asarray(namespace["per_example"])
+  assert per_example.shape == (4,) and np.all(np.isfinite(per_example))
+
+
+# ---- population (fixed on main in 17cda63 after this report) --------------------------
+
+def test_nan_retry_that_succeeds_under_vmap(tiny_mnist):
+  trainer = Trainer(models.get("mlp", num_classes=10, hidden=(8,)), tiny_mnist,
+                    lambda p, logits, labels: losses.cross_entropy(logits, labels),
+                    TrainConfig(steps=20, batch_size=32, learning_rate=1e12))
+  # With this learning rate run 0 of key split(PRNGKey(1), 2) goes NaN and its first
+  # retry does not; the retry's row must be written back.
+  result = evaluate_population(trainer, jnp.zeros((2, 0)),
+                               jax.random.split(jax.random.PRNGKey(1), 2),
+                               strategy="vmap", split="test")
+  assert result.attempts.max() >= 2
+  assert np.all(result.fitness > 0)  # the successful retries' rows were written back
+
+
+def test_lowering_generations_on_resume_is_reported(finished_run, tmp_path):
+  c, wd, out = _copy(finished_run, tmp_path)
+  c = tiny_config()
+  c.search.generations = 0
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert any("already has 1 generation" in m for m in messages), messages
+  assert again["best_theta"] == out["best_theta"]
+  assert len(common.read_log(wd)) == 1
+
+
+def test_search_where_every_candidate_fails_says_so_and_skips_final(tmp_path):
+  c = tiny_config()
+  c.search.generations = 1
+  c.search.mean = 1e30   # every θ overflows the loss: NaN training
+  c.search.sigma = 1.0
+  c.search.nan_retries = 0
+  wd = str(tmp_path / "run")
+  messages = []
+  out = taylorglo.run(c, wd, log=messages.append)
+  assert out["best_fitness"] == 0.0 and out["final"] is None
+  assert any("every candidate failed" in m for m in messages), messages
+  assert not any("final protocol: training" in m for m in messages)
+  assert not os.path.exists(os.path.join(wd, "final.json"))
+
+
+def test_run_from_before_a_new_config_key_still_resumes(finished_run, tmp_path):
+  """A key added to default_config later (at its default) is not 'a different run'."""
+  c, wd, out = _copy(finished_run, tmp_path)
+  path = os.path.join(wd, common.CONFIG_FILE)
+  old = json.load(open(path))
+  del old["search"]["invariant_filter"]   # as written by glojax before that key existed
+  common.write_json(path, old)
+  messages = []
+  again = taylorglo.run(c, wd, log=messages.append)
+  assert any("resuming from generation 1" in m for m in messages)
+  assert again["best_theta"] == out["best_theta"]
+  # A new key set to a non-default value is still a different run.
+  common.write_json(path, old)
+  c2 = tiny_config()
+  c2.search.generations = 1
+  c2.search.invariant_filter = True
+  with pytest.raises(ValueError, match="invariant_filter"):
+    taylorglo.run(c2, wd, log=lambda m: None)
+
+
+def test_lost_checkpoint_is_caught_in_common_for_every_search(tmp_path):
+  """load_checkpoint itself refuses, so GLO (glojax/search/glo.py) is covered too."""
+  wd = str(tmp_path)
+  common.append_log(wd, {"generation": 0})
+  with pytest.raises(ValueError, match=r"log\.jsonl has 1 generation.*checkpoint\.npz"):
+    common.load_checkpoint(wd)
+  os.remove(os.path.join(wd, common.LOG_FILE))
+  assert common.load_checkpoint(wd) is None
