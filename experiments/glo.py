@@ -35,7 +35,7 @@ def main(argv):
   from glojax.search import glo
   try:
     glo.run(_CONFIG.value, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
-  except ValueError as e:  # bad config / workdir: a clear message, no traceback
+  except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
 

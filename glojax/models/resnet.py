@@ -9,7 +9,6 @@ PyTorch's defaults (momentum 0.1 there counts the other way).
 
 from __future__ import annotations
 
-import functools
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -93,6 +93,85 @@ def check_config_keys(config: Mapping, reference: Mapping, path: str = "config")
       check_config_keys(value, ref_value, f"{path}.{key}")
 
 
+def with_defaults(config, reference) -> dict:
+  """Checks ``config`` against the default ``reference`` and fills in missing keys.
+
+  Args:
+    config: the user's config (ConfigDict or mapping).
+    reference: the search's default config (every allowed key).
+
+  Returns:
+    A plain dict: ``reference`` overlaid with ``config``, sections and non-empty
+    sub-sections merged key by key.
+
+  Raises:
+    ValueError: if the config is not a mapping, a section is not a mapping, or a key is
+      unknown (naming the closest known keys).
+  """
+  cfg = config_to_dict(config)
+  if not isinstance(cfg, dict):
+    raise ValueError(f"the config must be a ConfigDict or dict (get_config() in the "
+                     f"config file), got {type(config).__name__} {config!r}")
+  ref = config_to_dict(reference)
+  check_config_keys(cfg, ref)
+  for section, values in ref.items():
+    if not isinstance(values, dict):
+      cfg.setdefault(section, values)
+      continue
+    if not isinstance(cfg.get(section, {}), dict):
+      raise ValueError(f"config.{section}={cfg[section]!r} must be a section (a dict) "
+                       f"with keys {sorted(values)}")
+    merged = {**values, **cfg.get(section, {})}
+    for sub, sub_values in values.items():
+      if isinstance(sub_values, dict) and sub_values:
+        merged[sub] = {**sub_values, **merged.get(sub, {})}
+    cfg[section] = merged
+  return cfg
+
+
+def check_names(cfg: dict, strategies: Iterable[str]) -> None:
+  """Raises a clear ValueError for an unknown dataset, model or population strategy."""
+  from glojax import data as data_lib
+  from glojax import models as models_lib
+  if cfg["dataset"]["name"] not in data_lib.names():
+    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
+                     f"dataset; known: {data_lib.names()}")
+  if cfg["model"]["name"] not in models_lib.names():
+    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
+                     f"known: {models_lib.names()}")
+  strategy = cfg["search"]["strategy"]
+  if strategy not in tuple(strategies):
+    raise ValueError(f"config.search.strategy={strategy!r} is not one of "
+                     f"{tuple(strategies)}")
+
+
+def build_run(cfg: dict, steps: int | None = None):
+  """Dataset, model and TrainConfig of a validated search config.
+
+  Args:
+    cfg: a validated config dict with ``dataset``, ``model`` and ``train`` sections.
+    steps: overrides ``train.steps`` (the final protocol's full training length).
+
+  Returns:
+    ``(dataset, model, train_config)``.
+
+  Raises:
+    ValueError: for a bad model option or training value; FileNotFoundError if the
+      dataset is not available.
+  """
+  from glojax import data as data_lib
+  from glojax import models as models_lib
+  from glojax.train.trainer import TrainConfig
+  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"],
+                          **cfg["dataset"].get("options", {}))
+  model = models_lib.get(cfg["model"]["name"], num_classes=dataset.num_classes,
+                         **cfg["model"]["options"])
+  train_cfg = dict(cfg["train"])
+  if steps is not None:
+    train_cfg["steps"] = steps
+  return dataset, model, TrainConfig(**train_cfg)
+
+
 def diff_configs(old: Mapping, new: Mapping, path: str = "") -> list[str]:
   """Lists ``key: old -> new`` for every leaf that differs between two config dicts."""
   out = []

@@ -36,8 +36,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from glojax import data as data_lib
-from glojax import models as models_lib
 from glojax.expr import canonical as canonical_lib
 from glojax.expr import coefficients as coef_lib
 from glojax.expr import program as program_lib
@@ -99,27 +97,9 @@ def validate_config(config) -> dict:
     ValueError: for unknown keys (typos), unknown dataset/model/strategy names or
       values out of range, naming the offending key and value.
   """
-  cfg = common.config_to_dict(config)
-  ref = common.config_to_dict(default_config())
-  common.check_config_keys(cfg, ref)
-  for section, values in ref.items():
-    if isinstance(values, dict):
-      merged = {**values, **cfg.get(section, {})}
-      for sub, sub_values in values.items():
-        if isinstance(sub_values, dict) and sub_values:
-          merged[sub] = {**sub_values, **merged.get(sub, {})}
-      cfg[section] = merged
-    else:
-      cfg.setdefault(section, values)
-  if cfg["dataset"]["name"] not in data_lib.names():
-    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
-                     f"dataset; known: {data_lib.names()}")
-  if cfg["model"]["name"] not in models_lib.names():
-    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
-                     f"known: {models_lib.names()}")
+  cfg = common.with_defaults(config, default_config())
+  common.check_names(cfg, STRATEGIES)
   s, k = cfg["search"], cfg["coefficients"]
-  if s["strategy"] not in STRATEGIES:
-    raise ValueError(f"config.search.strategy={s['strategy']!r} is not one of {STRATEGIES}")
   if k["flat_action"] not in FLAT_ACTIONS:
     raise ValueError(f"config.coefficients.flat_action={k['flat_action']!r} is not one "
                      f"of {FLAT_ACTIONS}")
@@ -338,16 +318,6 @@ def _numpy_rng(seed: int, generation: int, purpose: int) -> np.random.Generator:
 # ---- building blocks ----------------------------------------------------------------
 
 
-def _build(cfg: dict, steps: Optional[int] = None):
-  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"])
-  model = models_lib.get(cfg["model"]["name"], num_classes=dataset.num_classes,
-                         **cfg["model"]["options"])
-  train_cfg = dict(cfg["train"])
-  if steps is not None:
-    train_cfg["steps"] = steps
-  return dataset, model, TrainConfig(**train_cfg)
-
-
 def program_loss_fn(cfg: dict) -> Callable:
   """The trainer's ``loss_fn(program, logits, labels)`` for this config."""
   s = cfg["search"]
@@ -369,7 +339,7 @@ def make_trainer(cfg: dict) -> Trainer:
                    {"stack_depth": s["stack_depth"], "allow_logits": s["allow_logits"]},
                    sort_keys=True, default=str)
   if key not in _TRAINERS:
-    dataset, model, train_cfg = _build(cfg)
+    dataset, model, train_cfg = common.build_run(cfg)
     if len(_TRAINERS) >= _MAX_TRAINERS:
       _TRAINERS.pop(next(iter(_TRAINERS)))
     _TRAINERS[key] = Trainer(model, dataset, program_loss_fn(cfg), train_cfg)
@@ -444,6 +414,9 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   ``final.json`` (if ``final.enabled``).
   """
   cfg = validate_config(config)
+  # Build data and model before touching the workdir: a bad dataset or model option
+  # must not leave a config.json that makes the corrected rerun look like another run.
+  common.build_run(cfg)
   resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS)
   s, kc = cfg["search"], cfg["coefficients"]
   evaluator = make_evaluator(cfg)
@@ -726,7 +699,7 @@ def final_protocol(cfg: dict, tree: tree_lib.Tree, scales: dict, workdir: str, *
   """Retrains ``tree`` (coefficients ``scales``) and cross-entropy ``final.repeats``
   times with full training; writes ``final.json``."""
   f, s = cfg["final"], cfg["search"]
-  dataset, model, train_cfg = _build(cfg, steps=f["steps"])
+  dataset, model, train_cfg = common.build_run(cfg, steps=f["steps"])
   loss_fn = program_loss_fn(cfg)
   encode = lambda t, sc=None: program_lib.encode(t, s["max_len"], sc,
                                                  stack_depth=s["stack_depth"])

@@ -24,9 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from glojax import data as data_lib
 from glojax import losses
-from glojax import models as models_lib
 from glojax.analysis import stats
 from glojax.analysis.theory import is_trainable
 from glojax.search import common
@@ -69,30 +67,9 @@ def validate_config(config) -> dict:
     ValueError: for unknown keys (typos), unknown dataset/model/strategy names or
       values out of range, naming the offending key and value.
   """
-  cfg = common.config_to_dict(config)
-  if not isinstance(cfg, dict):
-    raise ValueError(f"the config must be a ConfigDict or dict (get_config() in the "
-                     f"config file), got {type(config).__name__} {config!r}")
-  ref = common.config_to_dict(default_config())
-  common.check_config_keys(cfg, ref)
-  # Fill in defaults for keys the user left out.
-  for section, values in ref.items():
-    if isinstance(values, dict):
-      if not isinstance(cfg.get(section, {}), dict):
-        raise ValueError(f"config.{section}={cfg[section]!r} must be a section (a dict) "
-                         f"with keys {sorted(values)}")
-      cfg[section] = {**values, **cfg.get(section, {})}
-    else:
-      cfg.setdefault(section, values)
-  if cfg["dataset"]["name"] not in data_lib.names():
-    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
-                     f"dataset; known: {data_lib.names()}")
-  if cfg["model"]["name"] not in models_lib.names():
-    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
-                     f"known: {models_lib.names()}")
+  cfg = common.with_defaults(config, default_config())
+  common.check_names(cfg, STRATEGIES)
   s = cfg["search"]
-  if s["strategy"] not in STRATEGIES:
-    raise ValueError(f"config.search.strategy={s['strategy']!r} is not one of {STRATEGIES}")
   if s["class_reduction"] not in losses.CLASS_REDUCTIONS:
     raise ValueError(f"config.search.class_reduction={s['class_reduction']!r} is not one "
                      f"of {losses.CLASS_REDUCTIONS}")
@@ -174,17 +151,6 @@ def cross_entropy_loss_fn(_, logits, labels):
   return losses.cross_entropy(logits, labels)
 
 
-def _build(cfg: dict, steps: Optional[int] = None):
-  dataset = data_lib.load(cfg["dataset"]["name"], seed=cfg["dataset"]["seed"],
-                          **cfg["dataset"]["options"])
-  model = models_lib.get(cfg["model"]["name"], num_classes=dataset.num_classes,
-                         **cfg["model"]["options"])
-  train_cfg = dict(cfg["train"])
-  if steps is not None:
-    train_cfg["steps"] = steps
-  return dataset, model, TrainConfig(**train_cfg)
-
-
 def _check_model_builds(cfg: dict, make_trainer: Callable[[], Trainer]) -> Trainer:
   """Builds the trainer and initializes its model abstractly (no FLOPs), so bad model
   options fail up front.
@@ -248,7 +214,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   s = cfg["search"]
   # Build everything that can fail on a bad config before the workdir is claimed
   # (config.json): a corrected rerun must not be refused as "a different run".
-  dataset, model, train_cfg = _build(cfg)
+  dataset, model, train_cfg = common.build_run(cfg)
   trainer = _check_model_builds(
       cfg, lambda: Trainer(model, dataset, taylorglo_loss_fn(s["class_reduction"]),
                            train_cfg))
@@ -420,7 +386,7 @@ def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None]
     The result of :func:`glojax.train.protocol.compare` plus the printed table.
   """
   f = cfg["final"]
-  dataset, model, train_cfg = _build(cfg, steps=f["steps"])
+  dataset, model, train_cfg = common.build_run(cfg, steps=f["steps"])
   candidate = protocol.LossUnderTest(
       "taylorglo", taylorglo_loss_fn(cfg["search"]["class_reduction"]),
       jnp.asarray(theta, jnp.float32), losses.taylorglo_spec(theta))

@@ -18,7 +18,7 @@ import ast
 import json
 import os
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
