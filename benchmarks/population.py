@@ -24,7 +24,8 @@ evaluation excluded):
 * ``peak_mem_mb`` — XLA's memory analysis of the compiled chunk program (arguments +
   outputs + temporaries; on GPU also the allocator's peak).
 
-Strategies: ``vmap``, ``unroll``, ``sequential`` (glojax's), ``sharded`` (when >1
+Strategies: ``vmap``, ``unroll`` (groups of ``UNROLL_GROUP``), ``sequential``
+(glojax's), ``sharded`` (when >1
 device), and ``naive`` — a per-candidate ``jax.jit`` with θ closed over as a constant,
 i.e. how a straightforward port trains candidates one after another (it recompiles for
 every candidate; its time includes those compiles, as a search would pay them).
@@ -119,9 +120,17 @@ def time_strategy(trainer: Trainer, strategy: str, k: int, repeats: int) -> dict
   """Compile time and steady-state wall times of training K candidates."""
   thetas = jax.random.normal(jax.random.PRNGKey(0), (k, 8)) * 1.2
   keys = jax.random.split(jax.random.PRNGKey(1), k)
-  if strategy in ("vmap", "unroll"):
+  if strategy == "vmap":
     programs = population._programs(trainer, strategy)
     run = lambda: _train_loop(programs, trainer, thetas, keys)
+  elif strategy == "unroll":
+    # As evaluate_population does: groups of UNROLL_GROUP, the last one padded.
+    programs = population._programs(trainer, strategy)
+    group = min(population.UNROLL_GROUP, k)
+    groups = [np.concatenate([np.arange(s, min(s + group, k)),
+                              np.zeros(max(0, s + group - k), int) + s])
+              for s in range(0, k, group)]
+    run = lambda: sum(_train_loop(programs, trainer, thetas[g], keys[g]) for g in groups)
   elif strategy == "sequential":
     programs = population._programs(trainer, "single")
     run = lambda: sum(_train_loop(programs, trainer, thetas[i], keys[i]) for i in range(k))
@@ -171,6 +180,8 @@ def analyze_step(trainer: Trainer, strategy: str, k: int) -> dict:
   if mode == "single":
     args = (state, theta, trainer.data)
   else:
+    if mode == "unroll":
+      k = min(population.UNROLL_GROUP, k)
     keys = jax.random.split(jax.random.PRNGKey(0), k)
     args = (programs.init(keys), jnp.zeros((k, 8)), trainer.data)
   try:
@@ -229,8 +240,8 @@ def main(argv=None) -> int:
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--max_k", default="mnist_cnn=8,small_cnn=32",
                  help="per-model largest K, e.g. mnist_cnn=8 (the paper CNN is slow on CPU)")
-  p.add_argument("--unroll_max_k", type=int, default=16,
-                 help="largest K for unroll (its compile time grows with K × steps_per_call)")
+  p.add_argument("--unroll_max_k", type=int, default=10**9,
+                 help="largest K for unroll")
   p.add_argument("--naive_max_k", type=int, default=8,
                  help="largest K for the naive strategy (its per-candidate cost is flat in K)")
   p.add_argument("--peak_gflops", type=float, default=0.0)

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from glojax.train.population import resolve_strategy  # noqa: E402
 
-ORDER = ["vmap", "unroll", "sequential", "naive", "sharded"]
+ORDER = ["vmap", "unroll", "unroll_all_k", "sequential", "naive", "sharded"]
 
 
 def tables(reports: list[dict]) -> str:

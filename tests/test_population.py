@@ -121,3 +121,26 @@ def test_new_candidates_do_not_recompile(tiny_mnist):
     evaluate_population(trainer, _thetas(3, seed=1), jax.random.split(jax.random.PRNGKey(1), 3),
                         strategy=strategy)
     assert traces["step"] == after_first, f"{strategy} recompiled for new candidates"
+
+
+def test_unroll_groups_and_pads(tiny_mnist, monkeypatch):
+  """K=5 with groups of 2: three calls of one compiled program, the last one padded."""
+  from glojax.train import population
+  monkeypatch.setattr(population, "UNROLL_GROUP", 2)
+  trainer = _trainer(tiny_mnist, TrainConfig(steps=10, batch_size=16, learning_rate=0.1,
+                                             steps_per_call=5))
+  thetas, keys = _thetas(5, seed=2), jax.random.split(jax.random.PRNGKey(4), 5)
+  unrolled = evaluate_population(trainer, thetas, keys, strategy="unroll")
+  seq = evaluate_population(trainer, thetas, keys, strategy="sequential")
+  assert unrolled.fitness.shape == (5,)
+  np.testing.assert_allclose(unrolled.metrics["loss"], seq.metrics["loss"], rtol=1e-4)
+  programs = trainer._programs["unroll"]
+  assert programs.init._cache_size() == 1  # one program size (2) for all three groups
+
+
+def test_auto_strategy_rules():
+  from glojax.train import resolve_strategy
+  expected = "unroll" if jax.default_backend() == "cpu" else "vmap"
+  for model in ("mlp", "small_cnn", "mnist_cnn"):
+    assert resolve_strategy("auto", model) == expected
+  assert resolve_strategy("sequential", "mlp") == "sequential"

@@ -5,11 +5,14 @@ every candidate with its own key and returns its fitness (validation accuracy, 0
 candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorization"):
 
 * ``"vmap"`` — ``jit(vmap(...))`` over the candidate axis: one program for all K;
-* ``"unroll"`` — one program holding K unbatched copies of the single-candidate
-  computation (no grouped convolutions; compile time grows with K);
+* ``"unroll"`` — one program holding ``UNROLL_GROUP`` unbatched copies of the
+  single-candidate computation, called for each group of candidates (no grouped
+  convolutions; independent copies overlap on the CPU's cores; compile time stays
+  bounded because the group size, not K, sets the program size);
 * ``"sequential"`` — the single-candidate program, called K times (compiled once);
-* ``"auto"`` — ``vmap`` on accelerators and for dense models; ``sequential`` for conv
-  models on CPU, where vmap turns convolutions into slow grouped convolutions;
+* ``"auto"`` — ``vmap`` on accelerators; ``unroll`` on CPU, where vmap turns
+  convolutions into slow grouped convolutions and falls off with K for dense models
+  (BENCHMARKS.md has the measurements behind this rule);
 * ``"sharded"`` — the ``vmap`` program with the candidate axis split over all devices
   (:func:`glojax.train.parallel.run_population_sharded`).
 
@@ -27,10 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glojax import models as models_lib
 from glojax.train.trainer import Trainer
 
 STRATEGIES = ("auto", "vmap", "unroll", "sequential", "sharded")
+UNROLL_GROUP = 4  # candidates per unrolled program (BENCHMARKS.md)
 
 
 @dataclasses.dataclass
@@ -62,10 +65,11 @@ def resolve_strategy(strategy: str, model_name: Optional[str] = None) -> str:
     raise ValueError(f"unknown strategy {strategy!r}; known: {STRATEGIES}")
   if strategy != "auto":
     return strategy
-  if jax.default_backend() != "cpu":
-    return "vmap"
-  kind = models_lib.MODEL_KINDS.get(model_name or "", "conv")
-  return "vmap" if kind == "dense" else "sequential"
+  # Measured (BENCHMARKS.md): on CPU, groups of unrolled candidates beat vmap for
+  # every model (conv: vmap becomes grouped convolutions, 3–7× slower; dense: vmap
+  # falls off with K); on accelerators vmap batches the candidate axis.
+  del model_name  # the rule does not depend on the model kind (kept for callers)
+  return "unroll" if jax.default_backend() == "cpu" else "vmap"
 
 
 def _unrolled(f, axes):
@@ -146,6 +150,23 @@ def _programs(trainer: Trainer, mode: str) -> _Programs:
   return cache[mode]
 
 
+def _run_unrolled(programs: _Programs, loss_params, keys, split, progress) -> dict:
+  """Runs the unrolled program on groups of ``UNROLL_GROUP`` candidates.
+
+  The last group is padded with copies of its first member (results discarded), so
+  one program size serves every K.
+  """
+  k = keys.shape[0]
+  group = min(UNROLL_GROUP, k)
+  rows = []
+  for start in range(0, k, group):
+    idx = np.arange(start, min(start + group, k))
+    padded = np.concatenate([idx, np.full(group - idx.size, idx[0])])
+    out = programs.run(_take(loss_params, padded), keys[padded], split, progress)
+    rows.append({name: value[:idx.size] for name, value in out.items()})
+  return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+
+
 def _take(tree, i):
   return jax.tree_util.tree_map(lambda a: a[i], tree)
 
@@ -198,8 +219,11 @@ def evaluate_population(trainer: Trainer,
                      f"(one row per candidate); got leaf shapes {bad}")
   loss_params = jax.tree_util.tree_map(jnp.asarray, loss_params)
 
-  if strategy in ("vmap", "unroll"):
+  if strategy == "vmap":
     metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
+  elif strategy == "unroll":
+    metrics = _run_unrolled(_programs(trainer, "unroll"), loss_params, keys, split,
+                            progress)
   elif strategy == "sharded":
     from glojax.train.parallel import run_population_sharded
     metrics = run_population_sharded(_programs(trainer, "vmap"), loss_params, keys, split,
