@@ -23,6 +23,7 @@ def batch_norm(train: bool, **kw):
 
 
 def conv3x3(features: int, stride: int = 1):
+  """3×3 convolution, padding 1, no bias, He-normal init (He et al. 2016's CIFAR ResNets)."""
   return nn.Conv(features, (3, 3), strides=(stride, stride), padding=1, use_bias=False,
                  kernel_init=conv_init)
 
