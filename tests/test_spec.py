@@ -151,7 +151,7 @@ MALFORMED = [
     ("[baikal]", "List"),
     ("expr:", "empty expression"),
     ("expr:log(y) - z", "unknown variable 'z'"),
-    ("expr:exp(y)", "unknown function"),
+    ("expr:cosh(y)", "unknown function"),
     ("expr:log(x)", "neither 'y' nor 'logits'"),
     ("expr:y ** 3", "only '**2'"),
     ("expr:(y", "cannot parse"),

@@ -39,20 +39,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glojax.expr import ops as ops_lib
 from glojax.expr.tree import BINARY_OPS, UNARY_OPS, Leaf, Node, Tree
 
 NOP, X, Y, LOGITS, CONST, LOG, SQUARE, SQRT, NEG, ADD, SUB, MUL, DIV = range(13)
 OPCODES = {"nop": NOP, "x": X, "y": Y, "logits": LOGITS, "const": CONST, "log": LOG,
            "square": SQUARE, "sqrt": SQRT, "neg": NEG, "+": ADD, "-": SUB, "*": MUL,
            "/": DIV}
+_NOP_KIND, _PUSH, _UNARY, _BINARY = range(4)
+_KINDS = [_NOP_KIND, _PUSH, _PUSH, _PUSH, _PUSH, _UNARY, _UNARY, _UNARY, _UNARY,
+          _BINARY, _BINARY, _BINARY, _BINARY]
+# NLFS's operations (Tables 1–2) beyond GLO's, numbered after them. Their values come
+# from glojax.expr.ops and their derivatives from jax.jvp of the same functions.
+_EXTRA_UNARY = tuple(k for k in ops_lib.NLFS_UNARY if k not in OPCODES)
+_EXTRA_BINARY = tuple(k for k in ops_lib.NLFS_BINARY if k not in OPCODES)
+for _name in _EXTRA_UNARY + _EXTRA_BINARY:
+  OPCODES[_name] = len(_KINDS)
+  _KINDS.append(_UNARY if _name in ops_lib.NLFS_UNARY else _BINARY)
 _OP_NAMES = {v: k for k, v in OPCODES.items()}
 _LEAF_CODES = {"x": X, "y": Y, "logits": LOGITS}
+_KIND = np.array(_KINDS, np.int32)
 # Stack-pointer change of each opcode.
-_DELTA = np.array([0, 1, 1, 1, 1, 0, 0, 0, 0, -1, -1, -1, -1], np.int32)
-_NOP_KIND, _PUSH, _UNARY, _BINARY = range(4)
-_KIND = np.array([0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], np.int32)
-assert set(UNARY_OPS) == {"log", "square", "sqrt", "neg"}
-assert set(BINARY_OPS) == {"+", "-", "*", "/"}
+_DELTA = np.array([{_NOP_KIND: 0, _PUSH: 1, _UNARY: 0, _BINARY: -1}[k] for k in _KINDS],
+                  np.int32)
+assert set(UNARY_OPS) == {_OP_NAMES[c] for c in np.flatnonzero(_KIND == _UNARY)}
+assert set(BINARY_OPS) == {_OP_NAMES[c] for c in np.flatnonzero(_KIND == _BINARY)}
+
+# Opcode sets an interpreter may be built for (``op_set`` of run_program): the
+# interpreter computes every op of its set at every slot, so GLO's programs run with
+# GLO's 13 opcodes only, NLFS graphs with NLFS's; "all" runs any program.
+OP_SETS = {
+    "glo": frozenset(range(13)),
+    "nlfs": frozenset([NOP, X, Y, CONST] + [OPCODES[k] for k in ops_lib.NLFS_UNARY]
+                      + [OPCODES[k] for k in ops_lib.NLFS_BINARY]),
+    "all": frozenset(range(len(_KINDS))),
+}
 
 DEFAULT_MAX_LEN = 32
 DEFAULT_STACK_DEPTH = 8
@@ -193,11 +214,11 @@ def decode(program: Program) -> Tree:
       t: Tree = Leaf(_OP_NAMES[op])
     elif op == CONST:
       t = Leaf(float(constants[i]))
-    elif op in (LOG, SQUARE, SQRT, NEG):
+    elif 0 <= op < len(_KINDS) and _KINDS[op] == _UNARY:
       if not stack:
         raise ValueError(f"slot {i}: unary {_OP_NAMES[op]!r} on an empty stack")
       t = Node(_OP_NAMES[op], (stack.pop(),))
-    elif op in (ADD, SUB, MUL, DIV):
+    elif 0 <= op < len(_KINDS) and _KINDS[op] == _BINARY:
       if len(stack) < 2:
         raise ValueError(f"slot {i}: binary {_OP_NAMES[op]!r} needs two values")
       right = stack.pop()
@@ -212,13 +233,39 @@ def decode(program: Program) -> Tree:
   return stack[0]
 
 
-def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int):
+def _chain(d, t):
+  """``d * t`` (chain rule on a tangent lane); a zero tangent stays zero even where the
+  op's derivative ``d`` is inf (a constant subexpression has no gradient)."""
+  return jnp.where(t == 0, 0.0, d * t)
+
+
+def _unary_dual(fn, b, tb, one, lanes: int):
+  """Value of ``fn(b)`` and its tangent lanes, from ``jax.jvp`` of ``fn`` itself."""
+  if not lanes:
+    return fn(b), tb
+  value, d = jax.jvp(fn, (b,), (one,))
+  return value, _chain(d, tb)
+
+
+def _binary_dual(fn, a, b, ta, tb, one, lanes: int):
+  """Value of ``fn(a, b)`` and its tangent lanes (both partials by ``jax.jvp``)."""
+  if not lanes:
+    return fn(a, b), tb
+  value, da = jax.jvp(lambda u: fn(u, b), (a,), (one,))
+  _, db = jax.jvp(lambda w: fn(a, w), (b,), (one,))
+  return value, _chain(da, ta) + _chain(db, tb)
+
+
+def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int,
+               op_set: str = "all"):
   """Runs the stack machine; returns ``f`` and (optionally) ``∂f/∂y``, ``∂f/∂logits``.
 
   The partial derivatives are carried forward with each stack value (dual numbers):
   ``f`` is elementwise in ``(x_i, y_i, logits_i)``, so two tangent lanes give the
-  whole gradient and no reverse pass through the interpreter is needed.
+  whole gradient and no reverse pass through the interpreter is needed. Only the
+  opcodes of ``OP_SETS[op_set]`` are computed; any other opcode acts as ``NOP``.
   """
+  codes = OP_SETS[op_set]
   shape = x.shape
   dtype = x.dtype
   n_lanes = lanes
@@ -239,29 +286,53 @@ def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int):
         return no_tangent
       return jnp.stack([one if j == i else zero for j in range(n_lanes)])
 
-    sqrt_b = jnp.sqrt(b)
-    quotient = a / b
-    # (opcode, value, tangent). sqrt keeps a zero tangent zero (sqrt of a constant 0
-    # has a finite value, and reverse mode gives it no gradient either). Unselected
-    # entries may be NaN/inf: the forward select drops them and they are never
-    # differentiated (the VJP is custom), so the jnp.where gradient trap cannot occur.
-    table = [
-        (X, x, no_tangent),
-        (Y, y, lane(0)),
-        (LOGITS, logits, lane(1)),
-        (CONST, jnp.full(shape, const, dtype), no_tangent),
-        (LOG, jnp.log(b), tb / b),
-        (SQUARE, b * b, 2 * b * tb),
-        (SQRT, sqrt_b, jnp.where(tb == 0, 0.0, tb / (2 * sqrt_b))),
-        (NEG, -b, -tb),
-        (ADD, a + b, ta + tb),
-        (SUB, a - b, ta - tb),
-        (MUL, a * b, ta * b + a * tb),
-        (DIV, quotient, (ta - quotient * tb) / b),
-    ]
-    pred = [op == code for code, _, _ in table]
-    value = jnp.select(pred, [v for _, v, _ in table], zero) * scale
-    tangent = jnp.select(pred, [t for _, _, t in table], no_tangent) * scale
+    # (opcode, value, tangent) for the ops of this interpreter's set. sqrt keeps a
+    # zero tangent zero (sqrt of a constant 0 has a finite value, and reverse mode
+    # gives it no gradient either), as do NLFS's ops (_chain). Unselected entries may
+    # be NaN/inf: the forward select drops them and they are never differentiated
+    # (the VJP is custom), so the jnp.where gradient trap cannot occur.
+    base = {
+        X: lambda: (x, no_tangent),
+        Y: lambda: (y, lane(0)),
+        LOGITS: lambda: (logits, lane(1)),
+        CONST: lambda: (jnp.full(shape, const, dtype), no_tangent),
+        LOG: lambda: (jnp.log(b), tb / b),
+        SQUARE: lambda: (b * b, 2 * b * tb),
+        SQRT: lambda: (jnp.sqrt(b), jnp.where(tb == 0, 0.0, tb / (2 * jnp.sqrt(b)))),
+        NEG: lambda: (-b, -tb),
+        ADD: lambda: (a + b, ta + tb),
+        SUB: lambda: (a - b, ta - tb),
+        MUL: lambda: (a * b, ta * b + a * tb),
+        DIV: lambda: (a / b, (ta - (a / b) * tb) / b),
+    }
+    # Thunks: only the ops that are evaluated get traced.
+    table = {code: base[code] for code in codes if code in base}
+    for name in _EXTRA_UNARY:
+      if OPCODES[name] in codes:
+        table[OPCODES[name]] = functools.partial(
+            _unary_dual, ops_lib.NLFS_UNARY[name], b, tb, one, n_lanes)
+    for name in _EXTRA_BINARY:
+      if OPCODES[name] in codes:
+        table[OPCODES[name]] = functools.partial(
+            _binary_dual, ops_lib.NLFS_BINARY[name], a, b, ta, tb, one, n_lanes)
+    if op_set == "glo":
+      # GLO's 12 cheap ops: computing all and selecting is what its benchmarks measured.
+      entries = [(code, *table[code]()) for code in sorted(table)]
+      pred = [op == code for code, _, _ in entries]
+      value = jnp.select(pred, [v for _, v, _ in entries], zero)
+      tangent = jnp.select(pred, [t for _, _, t in entries], no_tangent)
+    else:
+      # NLFS's 34 ops (Bessel series, erf, ...) cost ~35x GLO's when all are computed
+      # at every slot; lax.switch runs only the slot's op when the program is not
+      # batched (strategies "sequential"/"unroll") and becomes the same select under
+      # vmap. Opcodes outside the set take the NOP branch.
+      order = sorted(table)
+      lut = np.zeros(len(_KINDS), np.int32)
+      for i, code in enumerate(order):
+        lut[code] = i + 1
+      branches = [lambda: (zero, no_tangent)] + [table[code] for code in order]
+      value, tangent = jax.lax.switch(jnp.asarray(lut)[op], branches)
+    value, tangent = value * scale, tangent * scale
     k = kind[op]
 
     def update(stack, top):
@@ -284,17 +355,18 @@ def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int):
   return values[0], tangents[0]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _tree_values(program, x, y, logits, stack_depth, use_logits):
-  return _interpret(program, x, y, logits, stack_depth, 0)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _tree_values(program, x, y, logits, stack_depth, use_logits, op_set):
+  return _interpret(program, x, y, logits, stack_depth, 0, op_set)[0]
 
 
-def _tree_values_fwd(program, x, y, logits, stack_depth, use_logits):
-  value, partials = _interpret(program, x, y, logits, stack_depth, 2 if use_logits else 1)
+def _tree_values_fwd(program, x, y, logits, stack_depth, use_logits, op_set):
+  value, partials = _interpret(program, x, y, logits, stack_depth, 2 if use_logits else 1,
+                               op_set)
   return value, (partials, program, x)
 
 
-def _tree_values_bwd(stack_depth, use_logits, residuals, g):
+def _tree_values_bwd(stack_depth, use_logits, op_set, residuals, g):
   partials, program, x = residuals
   zeros = jax.tree_util.tree_map(
       lambda p: np.zeros(p.shape, jax.dtypes.float0)
@@ -309,7 +381,7 @@ _tree_values.defvjp(_tree_values_fwd, _tree_values_bwd)
 
 def run_program(program: Program, x: jax.Array, y: jax.Array,
                 logits: jax.Array | None = None, stack_depth: int = DEFAULT_STACK_DEPTH,
-                use_logits: bool = True) -> jax.Array:
+                use_logits: bool = True, op_set: str = "all") -> jax.Array:
   """Evaluates one program elementwise: the interpreter counterpart of ``evaluate``.
 
   Differentiable w.r.t. ``y`` and ``logits`` (a custom VJP whose partials are carried
@@ -324,23 +396,31 @@ def run_program(program: Program, x: jax.Array, y: jax.Array,
     stack_depth: rows of the machine's stack (static); encode with the same bound.
     use_logits: whether programs may read ``logits`` (static). ``False`` drops the
       logits tangent lane (cheaper); a ``LOGITS`` slot then reads zeros.
+    op_set: the opcodes the interpreter computes (static; a key of :data:`OP_SETS`):
+      ``"glo"`` (GLO's 13, the cheapest), ``"nlfs"`` (NLFS's Tables 1–2) or ``"all"``.
+      An opcode outside the set acts as ``NOP``.
 
   Returns:
     ``f(x, y[, logits])`` with the broadcast shape of the inputs. NaN/inf exactly where
     the tree's own arithmetic produces them; never from an op the program does not use.
+
+  Raises:
+    ValueError: for an unknown ``op_set``.
   """
+  if op_set not in OP_SETS:
+    raise ValueError(f"op_set={op_set!r} is not one of {sorted(OP_SETS)}")
   shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(y))
   dtype = jnp.result_type(x, y, jnp.float32)
   x = jnp.broadcast_to(x, shape).astype(dtype)
   y = jnp.broadcast_to(y, shape).astype(dtype)
   logits = (jnp.zeros(shape, dtype) if logits is None or not use_logits
             else jnp.broadcast_to(logits, shape).astype(dtype))
-  return _tree_values(program, x, y, logits, stack_depth, bool(use_logits))
+  return _tree_values(program, x, y, logits, stack_depth, bool(use_logits), op_set)
 
 
 def program_loss(program: Program, logits: jax.Array, labels: jax.Array, *,
-                 stack_depth: int = DEFAULT_STACK_DEPTH, use_logits: bool = True
-                 ) -> jax.Array:
+                 stack_depth: int = DEFAULT_STACK_DEPTH, use_logits: bool = True,
+                 op_set: str = "all") -> jax.Array:
   r"""The GLO loss of a program: ``loss_fn(loss_params, logits, labels)`` for a Trainer.
 
   .. math:: L = -\frac{1}{n} \sum_{i=1}^n f(x_i, y_i[, \tilde y_i]),\quad
@@ -353,12 +433,13 @@ def program_loss(program: Program, logits: jax.Array, labels: jax.Array, *,
     program: an unbatched :class:`Program` (traced: any tree, no recompile).
     logits: ``float[..., n]``.
     labels: ``float[..., n]`` (one-hot or soft).
-    stack_depth, use_logits: static interpreter options (see :func:`run_program`);
-      bind them with ``functools.partial`` to get a Trainer ``loss_fn``.
+    stack_depth, use_logits, op_set: static interpreter options (see
+      :func:`run_program`); bind them with ``functools.partial`` to get a Trainer
+      ``loss_fn``.
 
   Returns:
     Per-example loss ``float[...]``.
   """
   y = jax.nn.softmax(logits, axis=-1)
-  return -jnp.mean(run_program(program, labels, y, logits, stack_depth, use_logits),
-                   axis=-1)
+  return -jnp.mean(run_program(program, labels, y, logits, stack_depth, use_logits,
+                               op_set), axis=-1)

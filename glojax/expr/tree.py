@@ -17,7 +17,12 @@ from typing import Callable, Union
 import jax
 import jax.numpy as jnp
 
+from glojax.expr import ops as ops_lib
+
 VARIABLES = ("x", "y", "logits")
+# GLO's operators (GLO paper §III-A)
+GLO_UNARY = ("log", "square", "sqrt", "neg")
+GLO_BINARY = ("+", "-", "*", "/")
 UNARY_OPS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "log": jnp.log,
     "square": jnp.square,
@@ -30,6 +35,11 @@ BINARY_OPS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "*": jnp.multiply,
     "/": jnp.divide,
 }
+# ... and NLFS's (Tables 1–2, :mod:`glojax.expr.ops`); shared names are the same function.
+UNARY_OPS.update(ops_lib.NLFS_UNARY)
+BINARY_OPS.update(ops_lib.NLFS_BINARY)
+# Binary ops spelled as calls, ``max(a, b)``; the rest are infix.
+BINARY_FUNCTIONS = ops_lib.BINARY_FUNCTIONS
 _AST_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
@@ -70,8 +80,10 @@ def parse(text: str, *, allow_logits: bool = True) -> Tree:
   """Parses an expression such as ``"log(y) - x / y"`` into a tree.
 
   Grammar: numbers, the variables ``x``, ``y`` (and ``logits`` if allowed), the
-  unary functions ``log``, ``square``, ``sqrt``, unary minus, ``+ - * /`` and ``**2``
-  (read as ``square``), with parentheses.
+  unary functions ``log``, ``square``, ``sqrt`` and NLFS's (``exp``, ``log_eps``,
+  ``i0e``, ...: :mod:`glojax.expr.ops`), the binary functions ``max``, ``min``,
+  ``div_eps``, ``div_hypot``, unary minus, ``+ - * /`` and ``**2`` (read as
+  ``square``), with parentheses.
 
   Args:
     text: the expression.
@@ -142,14 +154,17 @@ def _from_ast(node: ast.AST, text: str, allow_logits: bool, depth: int = 0) -> T
     return Node(op, (_from_ast(node.left, text, allow_logits, depth + 1),
                      _from_ast(node.right, text, allow_logits, depth + 1)))
   if isinstance(node, ast.Call):
-    if not isinstance(node.func, ast.Name) or node.func.id not in UNARY_OPS \
-        or node.func.id == "neg":
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    arity = 2 if name in BINARY_FUNCTIONS else 1
+    if name is None or (name not in UNARY_OPS and arity == 1) or name == "neg":
       raise ValueError(f"in {text!r}: unknown function in {where!r}; known: "
-                       f"{sorted(k for k in UNARY_OPS if k != 'neg')}")
-    if node.keywords or len(node.args) != 1:
-      raise ValueError(f"in {text!r}: {node.func.id}() takes exactly one argument, "
-                       f"got {where!r}")
-    return Node(node.func.id, (_from_ast(node.args[0], text, allow_logits, depth + 1),))
+                       f"{sorted(k for k in UNARY_OPS if k != 'neg')} and binary "
+                       f"{sorted(BINARY_FUNCTIONS)}")
+    if node.keywords or len(node.args) != arity:
+      raise ValueError(f"in {text!r}: {name}() takes exactly {arity} argument"
+                       f"{'s' if arity > 1 else ''}, got {where!r}")
+    return Node(name, tuple(_from_ast(a, text, allow_logits, depth + 1)
+                            for a in node.args))
   raise ValueError(f"in {text!r}: unsupported construct {where!r}")
 
 
@@ -168,6 +183,8 @@ def to_string(tree: Tree) -> str:
     return f"-({to_string(tree.children[0])})"
   if tree.op in UNARY_OPS:
     return f"{tree.op}({to_string(tree.children[0])})"
+  if tree.op in BINARY_FUNCTIONS:
+    return f"{tree.op}({to_string(tree.children[0])}, {to_string(tree.children[1])})"
   left, right = tree.children
   left_s, right_s = to_string(left), to_string(right)
   prec = _PRECEDENCE[tree.op]

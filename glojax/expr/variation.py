@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from glojax.expr.tree import BINARY_OPS, UNARY_OPS, Leaf, Node, Tree
+from glojax.expr.tree import BINARY_OPS, GLO_BINARY, GLO_UNARY, UNARY_OPS, Leaf, Node, Tree
 
 # GLO paper §III-A: log, x, y three times, sqrt two times as likely as + * - / 1 -1.
 # square is not stated there: weight 1 (SPEC §4).
@@ -75,7 +75,8 @@ class Primitives:
 
   def __post_init__(self):
     for name, w in self.weights.items():
-      if name in UNARY_OPS or name in BINARY_OPS or name in ("x", "y", "logits"):
+      # GLO's operators only: its programs run with the interpreter's "glo" op set.
+      if name in GLO_UNARY or name in GLO_BINARY or name in ("x", "y", "logits"):
         pass
       else:
         try:

@@ -155,3 +155,9 @@ for _name, _cls in {
     "pyramidnet110_a48": _pyramidnet.PyramidNet110A48,
 }.items():
   register(_name, "conv")(_cls)
+
+# The NLFS surrogates (NLFS paper §3.5.1).
+from glojax.models import nlfs as _nlfs  # noqa: E402
+
+register("nlfs_convnet", "conv")(_nlfs.NLFSConvNet)
+register("resnet9v2", "conv")(_nlfs.ResNet9V2)

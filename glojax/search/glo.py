@@ -322,7 +322,7 @@ def program_loss_fn(cfg: dict) -> Callable:
   """The trainer's ``loss_fn(program, logits, labels)`` for this config."""
   s = cfg["search"]
   return functools.partial(program_lib.program_loss, stack_depth=s["stack_depth"],
-                           use_logits=s["allow_logits"])
+                           use_logits=s["allow_logits"], op_set="glo")
 
 
 # Trainers (and so their compiled programs) shared by runs in one process with the same

@@ -180,6 +180,7 @@ def evaluate_population(trainer: Trainer,
                         split: str = "validation",
                         model_name: Optional[str] = None,
                         progress: Optional[Callable[[int, int], None]] = None,
+                        early_stopping=None,
                         ) -> PopulationResult:
   """Trains K candidates and returns their fitness.
 
@@ -198,6 +199,11 @@ def evaluate_population(trainer: Trainer,
       final protocol).
     model_name: registry name of the model, used by ``strategy="auto"``.
     progress: optional ``progress(steps_done, steps_total)`` callback (python loop).
+    early_stopping: optional :class:`glojax.train.early_stopping.EarlyStopping`: a
+      candidate whose training accuracy is below a check's threshold stops at that
+      chunk boundary, its fitness the split's accuracy at that point; ``metrics`` then
+      also hold ``stopped``, ``steps_trained``, ``stopped_check``, ``train_accuracy``
+      (see that module). Not with ``"sharded"``.
 
   Returns:
     A :class:`PopulationResult`.
@@ -219,7 +225,13 @@ def evaluate_population(trainer: Trainer,
                      f"(one row per candidate); got leaf shapes {bad}")
   loss_params = jax.tree_util.tree_map(jnp.asarray, loss_params)
 
-  if strategy == "vmap":
+  if early_stopping is not None:
+    from glojax.train import early_stopping as early_stopping_lib
+    run_early = lambda params, ks, strat: early_stopping_lib.run(
+        trainer, lambda mode: _programs(trainer, mode), params, ks, split, early_stopping,
+        strat, progress)
+    metrics = run_early(loss_params, keys, strategy)
+  elif strategy == "vmap":
     metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
   elif strategy == "unroll":
     metrics = _run_unrolled(_programs(trainer, "unroll"), loss_params, keys, split,
@@ -239,8 +251,12 @@ def evaluate_population(trainer: Trainer,
     for i in np.flatnonzero(~metrics["finite"]):
       for attempt in range(1, nan_retries + 1):
         attempts[i] += 1
-        row = single.run(_take(loss_params, i), jax.random.fold_in(keys[i], attempt),
-                         split)
+        key_i = jax.random.fold_in(keys[i], attempt)
+        if early_stopping is not None:
+          row = {name: v[0] for name, v in run_early(
+              _take(loss_params, np.array([i])), key_i[None], "sequential").items()}
+        else:
+          row = single.run(_take(loss_params, i), key_i, split)
         if row["finite"]:
           for name in metrics:
             metrics[name][i] = row[name]
