@@ -75,6 +75,20 @@ OP_SETS = {
     "all": frozenset(range(len(_KINDS))),
 }
 
+# Cost groups of the interpreter's dispatch (see _interpret): cheap arithmetic and
+# leaves; transcendental activations; erf/erfc; the Bessel functions.
+_COST_GROUPS = [
+    frozenset(range(13)) | {OPCODES[k] for k in ("abs", "max0", "min0", "recip_eps",
+                                                  "log_eps", "log10_eps", "exp", "div_eps",
+                                                  "div_hypot", "max", "min")},
+    frozenset(OPCODES[k] for k in ("sigmoid", "dsigmoid", "softsign", "dsoftsign",
+                                   "softplus", "sin", "sinh", "arcsinh", "tanh", "dtanh",
+                                   "arctanh")),
+    frozenset(OPCODES[k] for k in ("erf", "erfc")),
+    frozenset(OPCODES[k] for k in ("i0", "i1", "i0e", "i1e")),
+]
+assert frozenset().union(*_COST_GROUPS) == OP_SETS["all"]
+
 DEFAULT_MAX_LEN = 32
 DEFAULT_STACK_DEPTH = 8
 
@@ -315,23 +329,27 @@ def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int,
       if OPCODES[name] in codes:
         table[OPCODES[name]] = functools.partial(
             _binary_dual, ops_lib.NLFS_BINARY[name], a, b, ta, tb, one, n_lanes)
-    if op_set == "glo":
-      # GLO's 12 cheap ops: computing all and selecting is what its benchmarks measured.
-      entries = [(code, *table[code]()) for code in sorted(table)]
+    def select(codes_):
+      entries = [(code, *table[code]()) for code in codes_]
       pred = [op == code for code, _, _ in entries]
-      value = jnp.select(pred, [v for _, v, _ in entries], zero)
-      tangent = jnp.select(pred, [t for _, _, t in entries], no_tangent)
+      return (jnp.select(pred, [v for _, v, _ in entries], zero),
+              jnp.select(pred, [t for _, _, t in entries], no_tangent))
+
+    groups = [sorted(c for c in group if c in table) for group in _COST_GROUPS]
+    groups = [g for g in groups if g]
+    if len(groups) <= 1:
+      value, tangent = select(sorted(table))
     else:
-      # NLFS's 34 ops (Bessel series, erf, ...) cost ~35x GLO's when all are computed
-      # at every slot; lax.switch runs only the slot's op when the program is not
-      # batched (strategies "sequential"/"unroll") and becomes the same select under
-      # vmap. Opcodes outside the set take the NOP branch.
-      order = sorted(table)
+      # Computing NLFS's 34 ops (Bessel and erf series, ...) at every slot costs ~35x
+      # GLO's 12, and one lax.switch branch per op compiles slowly; a switch over a
+      # few cost groups (a select inside each) runs only the slot's group when the
+      # program is not batched ("sequential"/"unroll") and becomes the full select
+      # under vmap. Opcodes outside the set give 0 (NOP).
       lut = np.zeros(len(_KINDS), np.int32)
-      for i, code in enumerate(order):
-        lut[code] = i + 1
-      branches = [lambda: (zero, no_tangent)] + [table[code] for code in order]
-      value, tangent = jax.lax.switch(jnp.asarray(lut)[op], branches)
+      for i, group in enumerate(groups):
+        lut[group] = i
+      value, tangent = jax.lax.switch(jnp.asarray(lut)[op],
+                                      [functools.partial(select, g) for g in groups])
     value, tangent = value * scale, tangent * scale
     k = kind[op]
 
