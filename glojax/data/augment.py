@@ -16,7 +16,14 @@ in this order during training:
 ``cutout_holes=N``           number of Cutout squares (default 1)
 ``cutmix=P``                 CutMix on the batch with probability P (0.5), soft labels
 ``cutmix_alpha=A``           Beta(A, A) for the CutMix area (default 1)
+``resize=S``                 bilinear resize to S×S, first (also at eval; NLFS: 96)
+``randaugment=N``            RandAugment, N ops per image (:mod:`glojax.data.randaugment`)
+``randaugment_magnitude=M``  its magnitude (default 10); ``M0:Me`` ramps it over the
+                             stages (EfficientNetV2), ``M1:M2:...:MK`` gives each stage's
+``randaugment_stages=K``     the number of equal stages of training (default 1)
 ==========================  ============================================================
+
+RandAugment runs right after the resize, on [0, 1] images, before the other tokens.
 
 ``train(key, images, labels) -> (images, labels)`` takes ``images: float32[B, H, W, C]``
 in [0, 1] and one-hot (or soft) ``labels: float32[B, n]``; ``evaluate(images)`` applies
@@ -56,6 +63,10 @@ class Augmentation:
   cutout_holes: int = 1
   cutmix: float = 0.0
   cutmix_alpha: float = 1.0
+  resize: int = 0
+  randaugment: int = 0
+  randaugment_magnitude: tuple = (10.0,)
+  randaugment_stages: int = 1
   mean: Optional[tuple[float, ...]] = None
   std: Optional[tuple[float, ...]] = None
 
@@ -70,6 +81,15 @@ class Augmentation:
       raise ValueError(f"augmentation cutmix probability must be in [0, 1], got {self.cutmix}")
     if self.cutmix_alpha <= 0:
       raise ValueError(f"augmentation cutmix_alpha must be > 0, got {self.cutmix_alpha}")
+    if self.resize < 0 or self.randaugment < 0 or self.randaugment_stages < 1:
+      raise ValueError(f"augmentation resize/randaugment must be >= 0 and "
+                       f"randaugment_stages >= 1, got {self.resize}, {self.randaugment}, "
+                       f"{self.randaugment_stages}")
+    if min(self.randaugment_magnitude) < 0:
+      raise ValueError(f"augmentation randaugment_magnitude must be >= 0, got "
+                       f"{self.randaugment_magnitude}")
+    from glojax.data import randaugment
+    randaugment.stage_magnitudes(self.randaugment_magnitude, self.randaugment_stages)
     if self.contrast is not None and not 0 <= self.contrast[0] <= self.contrast[1]:
       raise ValueError(f"augmentation contrast range must be 0 <= lo <= hi, "
                        f"got {self.contrast}")
@@ -93,6 +113,8 @@ class Augmentation:
   def output_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Shape ``[H', W', C]`` of an image after this pipeline."""
     h, w, c = image_shape
+    if self.resize:
+      h = w = self.resize
     if self.crop:
       if self.crop > min(h, w):
         raise ValueError(f"augmentation crop={self.crop} is larger than the images "
@@ -113,27 +135,44 @@ class Augmentation:
     return images
 
   def evaluate(self, images: jax.Array) -> jax.Array:
-    """Centre crop (if ``crop``) and normalization of ``float32[B, H, W, C]`` images."""
+    """Resize, centre crop (if set) and normalization of ``float32[B, H, W, C]`` images."""
+    images = self._resize(images)
     if self.crop:
       h, w = images.shape[1:3]
       top, left = (h - self.crop) // 2, (w - self.crop) // 2
       images = images[:, top:top + self.crop, left:left + self.crop]
     return self._normalize(images)
 
+  def _resize(self, images):
+    if not self.resize:
+      return images
+    b, _, _, c = images.shape
+    return jax.image.resize(images, (b, self.resize, self.resize, c), "bilinear")
+
   # ---- random part ----------------------------------------------------------------
 
-  def train(self, key: jax.Array, images: jax.Array, labels: jax.Array):
+  def train(self, key: jax.Array, images: jax.Array, labels: jax.Array,
+            progress: float | jax.Array = 0.0):
     """Augments one training batch.
 
     Args:
       key: ``uint32[2]`` PRNG key.
       images: ``float32[B, H, W, C]`` in [0, 1].
       labels: ``float32[B, n]`` one-hot or soft labels.
+      progress: fraction of training done, in [0, 1] (may be traced): selects the
+        RandAugment stage of a progressive magnitude.
 
     Returns:
       ``(images, labels)``; images are ``[B, H', W', C]`` (see :meth:`output_shape`),
       labels are soft after CutMix, unchanged otherwise.
     """
+    images = self._resize(images)
+    if self.randaugment:
+      from glojax.data import randaugment
+      magnitude = randaugment.progressive_magnitude(
+          progress, self.randaugment_magnitude, self.randaugment_stages)
+      images = randaugment.rand_augment(jax.random.fold_in(key, 7), images,
+                                        self.randaugment, magnitude)
     keys = jax.random.split(key, 7)
     if self.crop:
       images = random_crop(keys[0], images, self.crop, self.crop)
@@ -277,8 +316,11 @@ def parse(spec: str) -> Augmentation:
     try:
       if name == "flip":
         fields["flip"] = value in ("", "1", "true", "True")
-      elif name in ("crop", "pad_crop", "cutout", "cutout_holes"):
+      elif name in ("crop", "pad_crop", "cutout", "cutout_holes", "resize", "randaugment",
+                    "randaugment_stages"):
         fields[name] = int(value)
+      elif name == "randaugment_magnitude":
+        fields[name] = tuple(float(v) for v in value.split(":"))
       elif name in ("brightness", "cutmix", "cutmix_alpha"):
         fields[name] = float(value) if value else (0.5 if name == "cutmix" else 1.0)
       elif name == "contrast":
@@ -289,7 +331,8 @@ def parse(spec: str) -> Augmentation:
       else:
         raise ValueError(f"unknown augmentation {name!r} in {spec!r}; known: crop, "
                          "pad_crop, flip, brightness, contrast, normalize, cutout, "
-                         "cutout_holes, cutmix, cutmix_alpha")
+                         "cutout_holes, cutmix, cutmix_alpha, resize, randaugment, "
+                         "randaugment_magnitude, randaugment_stages")
     except (TypeError, ValueError) as e:
       if "unknown augmentation" in str(e):
         raise

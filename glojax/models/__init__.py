@@ -161,3 +161,6 @@ from glojax.models import nlfs as _nlfs  # noqa: E402
 
 register("nlfs_convnet", "conv")(_nlfs.NLFSConvNet)
 register("resnet9v2", "conv")(_nlfs.ResNet9V2)
+from glojax.models import efficientnet as _efficientnet  # noqa: E402
+
+register("efficientnetv2_s", "conv")(_efficientnet.EfficientNetV2S)

@@ -629,8 +629,10 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   """
   search = NLFSSearch(config, log)
   cfg = search.cfg
-  for run_cfg in (search.surrogate_cfg, search.initial_cfg):
-    common.build_run(run_cfg)   # data and model errors before the workdir is touched
+  # Data and model errors before the workdir is touched (the trainers are cached).
+  for run_cfg in (search.surrogate_cfg, search.initial_cfg) + (
+      (search.prescreen_cfg,) if cfg["prescreen"]["enabled"] else ()):
+    make_trainer(run_cfg)
   resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS, defaults=default_config())
   ckpt = common.load_checkpoint(workdir, ("history",)) if resumed else None
   log(f"NLFS search: {cfg['dataset']['name']}; surrogate {cfg['model']['name']} "

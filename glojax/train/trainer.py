@@ -272,8 +272,9 @@ class Trainer:
       images = jax.lax.with_sharding_constraint(images, self.batch_sharding)
       labels = jax.lax.with_sharding_constraint(labels, self.batch_sharding)
     if not self.augmentation.is_identity:
-      images, labels = self.augmentation.train(jax.random.fold_in(batch_key, 1), images,
-                                               labels)
+      images, labels = self.augmentation.train(
+          jax.random.fold_in(batch_key, 1), images, labels,
+          progress=state.step / self.config.steps)
 
     def objective(params):
       logits, aux, batch_stats = self._apply(params, state.batch_stats, images, train=True,
