@@ -720,29 +720,13 @@ def final_protocol(cfg: dict, tree: tree_lib.Tree, scales: dict, workdir: str, *
 
 
 def _plot_history(workdir: str, history: list[dict], log) -> None:
-  """Writes ``fitness.png``: best / median GA fitness per generation, then CMA-ES."""
+  """Writes ``fitness.png``: every candidate, best, mean, median per generation, the GA
+  then each CMA-ES phase, generations counted from 1 (``glojax.analysis.plots``)."""
+  from glojax.analysis import plots
+  path = os.path.join(workdir, "fitness.png")
   try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:  # plotting is a convenience; never lose a run over it
+    plots.plot_fitness_curves(workdir, path, search="GLO search")
+  except (OSError, ValueError) as e:  # a plot is a convenience; never lose a run over it
+    log(f"could not write {path}: {e}")
     return
-  fig, ax = plt.subplots(figsize=(7, 4))
-  x = np.arange(1, len(history) + 1)
-  for key in ("best", "median"):
-    ax.plot(x, [r[key] for r in history], marker="o", ms=3, label=key)
-  ax.plot(x, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
-  n_ga = sum(r["phase"] == "ga" for r in history)
-  if n_ga < len(history):
-    ax.axvline(n_ga + 0.5, color="gray", lw=1)
-    ax.text(n_ga + 1, 0.05, "CMA-ES coefficients", fontsize=8)
-  ax.set_xlabel("generation (GA, then CMA-ES)")
-  ax.set_ylabel("validation accuracy")
-  ax.set_ylim(0, 1)
-  ax.set_title("GLO search")
-  ax.legend(loc="lower right")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "fitness.png"), dpi=100)
-  plt.close(fig)
-  log(f"wrote {os.path.join(workdir, 'fitness.png')}")
+  log(f"wrote {path}")

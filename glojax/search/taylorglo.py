@@ -174,6 +174,13 @@ def effective_population_size(cfg: dict) -> int:
   return s["population_size"] * (2 if s["invariant_filter"] else 1)
 
 
+def _filter_note(s: dict) -> str:
+  """Says that, and why, the invariant filter doubles the population."""
+  return (f" (2 × search.population_size {s['population_size']}: the invariant filter is on, "
+          "so CMA-ES draws twice as many θ and those failing theorem 6.5.1 get fitness 0 "
+          "untrained)")
+
+
 def _make_es(cfg: dict):
   from evosax.algorithms import CMA_ES
   s = cfg["search"]
@@ -226,7 +233,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   popsize = effective_population_size(cfg)
   log(f"TaylorGLO search: {dataset.describe()}; model {cfg['model']['name']}; "
       f"population {popsize}"
-      f"{' (invariant filter on: untrainable θ skipped)' if s['invariant_filter'] else ''}, "
+      f"{_filter_note(s) if s['invariant_filter'] else ''}, "
       f"{s['generations']} generations, "
       f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
   es, es_params = _make_es(cfg)
@@ -409,7 +416,7 @@ def _plot_history(workdir: str, log) -> None:
   from glojax.analysis import plots
   path = os.path.join(workdir, "fitness.png")
   try:
-    plots.plot_fitness_curves(workdir, path, title="TaylorGLO search")
+    plots.plot_fitness_curves(workdir, path, search="TaylorGLO search")
   except (OSError, ValueError) as e:  # a plot is a convenience; never lose a run over it
     log(f"could not write {path}: {e}")
     return
