@@ -1,6 +1,6 @@
 """Docs as tests: pytest runs every example in README.md, BUILD.md, BENCHMARKS.md and
 docs/**/*.md (collected through ``testpaths`` in pyproject.toml; new docs are picked up
-automatically). The runner is Sybil; ``docs/contributing_docs.md`` describes the markers.
+automatically). The runner is Sybil; the markers are described here and in BUILD.md.
 
 * ```` ```python ```` blocks run in order in one namespace per document (``>>>`` blocks are
   doctests: their printed output is compared).
@@ -132,7 +132,7 @@ class Sandbox:
 
   def check(self, command: str) -> None:
     """Checks a command without running it (flags, make targets)."""
-    tokens = shlex.split(command)
+    tokens = _strip_prefix(shlex.split(command))
     self.stats["checked"] += 1
     if tokens[0] == "make":
       proc = subprocess.run(["make", "-n"] + tokens[1:], cwd=self.path, env=self.env(),
@@ -172,8 +172,22 @@ def _canonical(tokens):
   return ["python" if t in _PYTHON_NAMES else t for t in tokens]
 
 
+def _strip_prefix(tokens):
+  """``nice -n 10 python ...`` / ``VAR=value python ...`` -> ``python ...``."""
+  tokens = list(tokens)
+  while tokens:
+    if tokens[0] == "nice":
+      tokens = tokens[3:] if len(tokens) > 2 and tokens[1] == "-n" else tokens[1:]
+    elif re.match(r"^[A-Z_][A-Z0-9_]*=", tokens[0]):
+      tokens = tokens[1:]
+    else:
+      break
+  return tokens
+
+
 def _binary(tokens):
   """The script a ``python script.py ...`` command runs, else None."""
+  tokens = _strip_prefix(tokens)
   if tokens and tokens[0] in _PYTHON_NAMES and len(tokens) > 1 and tokens[1].endswith(".py"):
     return tokens[1]
   return None
@@ -220,7 +234,7 @@ def _marker(example):
 
 class MarkerParser:
   def __init__(self):
-    self.lexer = DirectiveInHTMLCommentLexer(directive="docs-test", arguments=".+")
+    self.lexer = DirectiveInHTMLCommentLexer(directive="docs-test")
 
   def __call__(self, document):
     for region in self.lexer(document):
@@ -278,10 +292,10 @@ def _teardown(namespace):
   os.chdir(namespace.pop("__docs_cwd__", REPO))
 
 
-_parsers = [_PythonBlocks(), SkipParser(), MarkerParser()]
-_parsers += [CodeBlockParser(language, _shell) for language in SHELL_LANGUAGES]
+PARSERS = [_PythonBlocks(), SkipParser(), MarkerParser()]
+PARSERS += [CodeBlockParser(language, _shell) for language in SHELL_LANGUAGES]
 
-pytest_collect_file = Sybil(parsers=_parsers, patterns=DOCS, setup=_setup,
+pytest_collect_file = Sybil(parsers=PARSERS, patterns=DOCS, setup=_setup,
                             teardown=_teardown).pytest()
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.flagparse import fail, parse_flags  # noqa: F401  (re-exported)
+from experiments.flagparse import check_options, fail, parse_flags  # noqa: F401
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
@@ -52,35 +52,3 @@ def run_search(argv, run: Callable, unit: str = "generations") -> None:
     print(f"\ninterrupted; finished {unit} are saved in {_WORKDIR.value}: rerun "
           "the same command to resume", file=sys.stderr, flush=True)
     sys.exit(130)
-
-
-def check_options(config) -> None:
-  """Checks ``config.model.options`` / ``config.dataset.options`` against what the named
-  model / dataset accepts, before anything runs.
-
-  A config file sets options for its own model (the quickstart: ``mlp`` with
-  ``hidden``); overriding only ``--config.model.name`` keeps them, and the new model
-  rejects them. The error says how to reset them.
-
-  Raises:
-    ValueError: ``config.model.options=...: model 'small_cnn' has no option(s) ...``
-      with the reset hint. Unknown names are left to the run's own validation.
-  """
-  from glojax import data, models
-  for section, kind, registry in (("model", "model", models), ("dataset", "dataset", data)):
-    part = config.get(section) if hasattr(config, "get") else None
-    if part is None or not hasattr(part, "get"):
-      continue
-    name, given = part.get("name"), part.get("options")
-    if name not in registry.names() or not hasattr(given, "keys"):
-      continue
-    accepted = registry.options(name)
-    unknown = sorted(set(given.keys()) - set(accepted))
-    if unknown:
-      given_text = repr(dict(given.to_dict() if hasattr(given, "to_dict") else given))
-      raise ValueError(
-          f"config.{section}.options={given_text}: {kind} {name!r} has no option(s) "
-          f"{unknown} (its options: {accepted}); they were set for another {kind}, by the "
-          f"config file or the command line: reset them with "
-          f"--config.{section}.options='{{}}' or give {name}'s own, e.g. "
-          f"--config.{section}.options='{{\"{accepted[0] if accepted else 'name'}\": ...}}'")

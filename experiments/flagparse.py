@@ -10,13 +10,14 @@ gets once the run has started::
   error: --config.serach.sigma: the config has no key 'serach'; did you mean 'search'?
   error: unknown flag --wrkdir; did you mean --workdir?
 
-This module defines no flags, so binaries with different flags can share it.
+This module defines no flags, so binaries with different flags can share it;
+:func:`check_options` checks a config's model/dataset options before a run starts.
 """
 
 import re
 import sys
 
-from absl import app, flags
+from absl import flags
 
 EXIT_BAD_FLAGS = 2
 
@@ -112,6 +113,34 @@ def _config_override_message(e, argv) -> str:
   return f"cannot apply {', '.join(overrides) or '--config'}: {text}"
 
 
-def run(main) -> None:
-  """``app.run(main)`` with :func:`parse_flags`."""
-  app.run(main, flags_parser=parse_flags)
+def check_options(config) -> None:
+  """Checks ``config.model.options`` / ``config.dataset.options`` against what the named
+  model / dataset accepts, before anything runs.
+
+  A config file sets options for its own model (the quickstart: ``mlp`` with
+  ``hidden``); overriding only ``--config.model.name`` keeps them, and the new model
+  rejects them. The error says how to reset them.
+
+  Raises:
+    ValueError: ``config.model.options=...: model 'small_cnn' has no option(s) ...``
+      with the reset hint. Unknown names are left to the run's own validation.
+  """
+  from glojax import data, models
+  for section, kind, registry in (("model", "model", models), ("dataset", "dataset", data)):
+    part = config.get(section) if hasattr(config, "get") else None
+    if part is None or not hasattr(part, "get"):
+      continue
+    name, given = part.get("name"), part.get("options")
+    if name not in registry.names() or not hasattr(given, "keys"):
+      continue
+    accepted = registry.options(name)
+    unknown = sorted(set(given.keys()) - set(accepted))
+    if unknown:
+      given_text = repr(dict(given.to_dict() if hasattr(given, "to_dict") else given))
+      raise ValueError(
+          f"config.{section}.options={given_text}: {kind} {name!r} has no option(s) "
+          f"{unknown} (its options: {accepted}); they were set for another {kind}, by the "
+          f"config file or the command line: reset them with "
+          f"--config.{section}.options='{{}}' or give {name}'s own, e.g. "
+          f"--config.{section}.options='{{\"{accepted[0] if accepted else 'name'}\": ...}}'")
+
