@@ -31,6 +31,7 @@ from glojax.analysis.theory import (
 from glojax.analysis.phenotype import (  # noqa: F401
     binary_logits,
     binary_phenotype,
+    format_probability,
     phenotype_figure,
     plot_binary_phenotypes,
 )
