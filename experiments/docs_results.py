@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -104,11 +105,14 @@ def record(name: str) -> dict:
   shutil.rmtree(os.path.join(REPO, workdir), ignore_errors=True)
   argv = command.replace("python ", "", 1).split()
   argv = [a if not a.startswith("--workdir=") else f"--workdir={workdir}" for a in argv]
+  commit = _commit()  # the code that runs (HEAD may move while it runs)
   sampler = _LoadSampler()
   sampler.start()
-  start = time.time()
+  start, cpu_start = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
   proc = subprocess.run([sys.executable] + argv, cwd=REPO, capture_output=True, text=True)
   wall = time.time() - start
+  cpu_end = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (cpu_end.ru_utime - cpu_start.ru_utime) + (cpu_end.ru_stime - cpu_start.ru_stime)
   sampler.stop.set()
   if proc.returncode != 0:
     raise SystemExit(f"{command} failed:\n{proc.stderr[-3000:]}")
@@ -116,8 +120,8 @@ def record(name: str) -> dict:
     result = json.load(f)
   loads = sampler.samples or [os.getloadavg()[0]]
   rec = {"name": name, "command": command, "result_file": result_file, "result": result,
-         "wall_time_s": round(wall, 1), "stdout": proc.stdout,
-         "date": datetime.date.today().isoformat(), "commit": _commit(),
+         "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "stdout": proc.stdout,
+         "date": datetime.date.today().isoformat(), "commit": commit,
          "machine": machine(),
          "load_average": {"mean": round(sum(loads) / len(loads), 1),
                           "max": round(max(loads), 1)}}
@@ -148,8 +152,10 @@ def duration(seconds: float) -> str:
 def machine_text(rec: dict) -> str:
   m = rec["machine"]
   accel = "no GPU" if m["backend"] == "cpu" else f"{m['backend']}: {', '.join(m['devices'])}"
+  cpu = (f"; {duration(rec['cpu_time_s'])} of CPU time" if rec.get("cpu_time_s") else "")
   return (f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {accel} (jax "
-          f"{m['jax']}); load average {rec['load_average']['mean']} from other jobs")
+          f"{m['jax']}), shared: load average {rec['load_average']['mean']} during the run"
+          f"{cpu}")
 
 
 def _short_spec(spec: str) -> str:

@@ -12,7 +12,7 @@ absl binaries are imported once (their module-level flag definitions run, ``main
 not) and each argv is parsed by absl exactly as on the command line — unknown flags,
 unknown ``--config.*`` keys and values of the wrong type are errors — then every flag
 named on the line is looked up in the binary's flags (what ``--helpfull`` lists).
-Binaries without absl flags (argparse) are checked against their ``--help`` text. A value
+Binaries that use argparse are checked against their ``--help`` text. A value
 written as a placeholder (``--peak_gflops=<device fp32 peak>``) is checked by name only.
 """
 
@@ -72,10 +72,11 @@ def main():
   binary = sys.argv[1]
   sys.path.insert(0, os.getcwd())
   from absl import flags
-  before = set(flags.FLAGS)
-  sys.argv = [binary]
-  runpy.run_path(binary, run_name="docs_flagcheck")
-  uses_absl = bool(set(flags.FLAGS) - before)
+  with open(binary) as f:
+    uses_absl = "argparse" not in f.read()
+  if uses_absl:
+    sys.argv = [binary]
+    runpy.run_path(binary, run_name="docs_flagcheck")  # defines its flags; main() not run
   for line in sys.stdin:
     argv = json.loads(line)
     result = _check_absl(flags, argv) if uses_absl else _check_help(binary, argv)

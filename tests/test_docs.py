@@ -7,6 +7,7 @@ paths exist, the dataset options table matches the code, and every config docstr
 command is checked against its binary's flags.
 """
 
+import ast
 import glob
 import importlib
 import importlib.util
@@ -150,6 +151,46 @@ def test_every_config_docstring_command_has_valid_flags():
       box.check(command)
       checked += 1
   assert checked >= len(CONFIGS)
+
+
+def test_every_binary_docstring_command_has_valid_flags():
+  """The usage lines in the binaries' docstrings (what --help prints first)."""
+  box = docs_runner.sandbox()
+  for name in ("taylorglo", "glo", "train", "analyze"):
+    # Read, not imported: importing two binaries would define --workdir twice.
+    doc = ast.get_docstring(ast.parse(read(os.path.join(REPO, "experiments", f"{name}.py"))))
+    commands = docstring_commands(doc)
+    assert commands, name
+    for command in commands:
+      box.check(command)
+
+
+def test_config_docstring_overrides_are_valid_flags():
+  """Inline suggestions such as ``--config.dataset.options.data_dir=DIR`` work with that
+  config (train_quick.py suggested a key its options did not have)."""
+  box = docs_runner.sandbox()
+  for path in CONFIGS:
+    doc = config_module(path).__doc__ or ""
+    run = next(c for c in docstring_commands(doc)
+               if f"configs/{os.path.basename(path)}" in c)
+    binary = run.split()[1]
+    for override in re.findall(r"``(--config\.[^`]+=[^`]+)``", doc):
+      box.check(f"python {binary} --config=experiments/configs/{os.path.basename(path)} "
+                f"--workdir=runs/x {override}")
+
+
+def test_import_glojax_reaches_every_subpackage():
+  """docs/losses.md uses glojax.train, glojax.models, glojax.data after `import glojax`."""
+  import subprocess
+  code = ("import glojax; glojax.train.Trainer; glojax.models.get; glojax.data.load; "
+          "glojax.analysis.theory; glojax.expr.parse; print(sorted(dir(glojax)))")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert "'train'" in proc.stdout and "'search'" in proc.stdout
+  import glojax
+  with pytest.raises(AttributeError, match="subpackages: analysis, data"):
+    glojax.trian  # noqa: B018
 
 
 def test_tiny_overrides_are_valid_flags():

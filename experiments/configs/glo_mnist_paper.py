@@ -9,7 +9,7 @@ Needs: a GPU (the paper's CNN trains at ~5 steps/s on a 2-core CPU; this search 
 up to 100 × 80 trees (minus cache hits) plus 35 × 32 coefficient candidates, each for
 2,000 steps — millions of CNN steps) and the full MNIST data set (55k/5k/10k split)
 prepared for TFDS (``tfds build mnist --file_format=array_record`` on a machine with
-internet; pass its folder with ``--config.dataset.options.data_dir=DIR``). Without it the
+internet; pass its folder by setting ``TFDS_DATA_DIR=DIR``). Without it the
 run stops at once with ``error: dataset 'mnist' is not prepared at DIR`` and how to
 obtain it; ``--config.dataset.name=mnist5k`` runs the same search on the embedded subset
 (but does not reproduce the paper's numbers).

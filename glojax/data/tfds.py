@@ -92,8 +92,9 @@ def tfds_arrays(tfds_name: str, split: str, data_dir: Optional[str] = None,
         f"'{tfds_name}', data_dir='DIR', download=True, "
         f"builder_kwargs={{'file_format': 'array_record'}})\"\n"
         f"(or `tfds build {tfds_name} --file_format=array_record --data_dir DIR`), copy DIR "
-        f"here and pass it as data_dir (experiments: --config.dataset.options.data_dir=DIR) "
-        f"or set TFDS_DATA_DIR.") from e
+        f"here and set TFDS_DATA_DIR=DIR, or pass it as data_dir (binaries: "
+        f"--config.dataset.options.data_dir=DIR if the config lists data_dir, else "
+        f"--config.dataset.options='{{\"data_dir\": \"DIR\"}}').") from e
   return _read_source(source, tfds_name)
 
 
