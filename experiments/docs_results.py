@@ -169,7 +169,8 @@ def _pm(stats: dict) -> str:
 
 def render_part(rec: dict, part: str) -> str:
   """The Markdown of one region (without the markers)."""
-  when = f"{rec['date']}, glojax {rec['commit']}"
+  commit = re.sub(r" \d{4}-\d\d-\d\d", "", rec["commit"])  # the date is said once
+  when = f"recorded {rec['date']} at glojax commit {commit}"
   if part == "time":
     return (f"**{duration(rec['wall_time_s'])}** on {machine_text(rec)} ({when}; "
             f"[record](docs/results/{rec['name']}.json)).\n")
