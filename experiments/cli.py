@@ -1,7 +1,9 @@
-"""Shared command-line plumbing of the search binaries (absl + ml_collections).
+"""Shared command-line plumbing of the binaries (absl + ml_collections).
 
-Every search binary defines ``--config`` (an ml_collections config file) and
-``--workdir``, and runs one library function ``run(config, workdir, log=...)``. This module
+Every binary (the searches and ``experiments/train.py``) defines ``--config`` (an
+ml_collections config file) and ``--workdir``, and runs one library function
+``run(config, workdir, log=...)`` that follows the workdir contract
+(:mod:`glojax.workdir`). This module
 turns the ways that can go wrong into one-line errors (exit 2) instead of tracebacks, and
 Ctrl-C into a message saying how to resume (exit 130).
 """
@@ -12,6 +14,8 @@ from typing import Callable
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from glojax import workdir
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
@@ -39,8 +43,7 @@ def run_search(argv, run: Callable) -> None:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   except KeyboardInterrupt:
-    print(f"\ninterrupted; finished generations are saved in {_WORKDIR.value}: rerun "
-          "the same command to resume", file=sys.stderr, flush=True)
+    print(f"\n{workdir.interrupted_message(_WORKDIR.value)}", file=sys.stderr, flush=True)
     sys.exit(130)
 
 
