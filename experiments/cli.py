@@ -1,11 +1,12 @@
-"""Shared command-line plumbing of the binaries that run a config in a workdir.
+"""Shared command-line plumbing of the binaries (absl + ml_collections).
 
-Every such binary (``taylorglo.py``, ``glo.py``, ``train.py``) defines ``--config`` (an
+Every binary (the searches and ``experiments/train.py``) defines ``--config`` (an
 ml_collections config file) and ``--workdir`` by importing this module, and runs one
-library function ``run(config, workdir, log=...)`` through :func:`run_search`. The ways
-that can go wrong become one-line errors (exit 2) instead of tracebacks — bad flags
-(:mod:`experiments.flagparse`), a bad config value, leftover model/dataset options, a
-missing dataset — and Ctrl-C becomes a message saying how to resume (exit 130).
+library function ``run(config, workdir, log=...)`` that follows the workdir contract
+(:mod:`glojax.workdir`). The ways that can go wrong become one-line errors (exit 2)
+instead of tracebacks — bad flags (:mod:`experiments.flagparse`), a bad config value,
+leftover model/dataset options, a missing dataset — and Ctrl-C becomes a message saying
+how to resume (exit 130).
 """
 
 import sys
@@ -15,6 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.flagparse import check_options, fail, parse_flags  # noqa: F401
+from glojax import workdir
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
@@ -22,17 +24,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder; rerunning on it res
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run_search(argv, run: Callable, unit: str = "generations") -> None:
+def run_search(argv, run: Callable) -> None:
   """Calls ``run(config, workdir, log=print)`` with the flags' values.
 
-  Args:
-    argv: the arguments absl left after parsing (program name first).
-    run: the library entry point.
-    unit: what a finished step of ``run`` is called in the Ctrl-C message
-      (``"generations"``, ``"runs"``).
-
-  Exits 2 with ``error: ...`` for a bad config, workdir or missing dataset, and 130 with
-  a resume hint on Ctrl-C (finished steps are already saved).
+  Exits 2 with ``error: ...`` for a bad config, leftover model/dataset options, a bad
+  workdir or a missing dataset, and 130 with a resume hint on Ctrl-C (finished work is
+  already saved).
   """
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -49,6 +46,5 @@ def run_search(argv, run: Callable, unit: str = "generations") -> None:
   except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     fail(str(e))
   except KeyboardInterrupt:
-    print(f"\ninterrupted; finished {unit} are saved in {_WORKDIR.value}: rerun "
-          "the same command to resume", file=sys.stderr, flush=True)
+    print(f"\n{workdir.interrupted_message(_WORKDIR.value)}", file=sys.stderr, flush=True)
     sys.exit(130)

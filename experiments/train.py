@@ -12,7 +12,9 @@ Override any config value on the command line (``--config.repeats=3``,
 ``--config.dataset.options.data_dir=/data/tfds``). Results land in the workdir:
 ``results.json`` (mean ± std per loss, Welch's p against cross-entropy when asked),
 ``runs.jsonl`` (one line per run; rerunning the same command resumes after the last
-finished run), ``curves.png`` and ``config.json``.
+finished run; a changed config is refused, except ``repeats`` and ``alternative``),
+``curves.png`` and ``config.json``. A bad config is a one-line ``error: ...`` (exit 2)
+before anything is written; Ctrl-C says how to resume (exit 130).
 """
 
 import os
@@ -28,7 +30,7 @@ from experiments import cli  # noqa: E402  (defines --config and --workdir)
 
 def main(argv):
   from glojax.train import experiment
-  cli.run_search(argv, experiment.run, unit="runs")
+  cli.run_search(argv, experiment.run)
 
 
 if __name__ == "__main__":
