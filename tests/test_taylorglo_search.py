@@ -164,7 +164,8 @@ def test_invariant_filter_skips_untrainable(tmp_path):
   c.final.enabled = False
   messages = []
   taylorglo.run(c, str(tmp_path / "inv"), log=messages.append)
-  assert "population 6 (invariant filter on" in messages[0]
+  # The doubling is said where the population is: λ = 2 × search.population_size.
+  assert "population 6 (2 × search.population_size 3: the invariant filter is on" in messages[0]
   log = read_log(str(tmp_path / "inv"))
   total_skipped = 0
   for r in log:

@@ -51,45 +51,19 @@ def cma_es(population_size: int, dim: int, sigma: float):
   return es, params
 
 
-def plot_history(workdir: str, title: str, log) -> None:
+def plot_history(workdir: str, search: str, log) -> None:
   """Writes ``fitness.png`` from ``log.jsonl`` (every candidate, best, mean, median per
-  generation); a plot is a convenience, so a failure is logged, never raised."""
+  generation, counted from 1 within each phase; docs/plots.md); ``search`` names the
+  search in the title. A plot is a convenience, so a failure is logged, never raised."""
   from glojax.analysis import plots
   path = os.path.join(workdir, "fitness.png")
   try:
-    plots.plot_fitness_curves(workdir, path, title=title)
+    plots.plot_fitness_curves(workdir, path, search=search)
   except (OSError, ValueError) as e:
     log(f"could not write {path}: {e}")
     return
   log(f"wrote {path}")
 
 
-def plot_phases(workdir: str, title: str, log) -> None:
-  """Writes ``fitness.png`` from ``log.jsonl``: best / median fitness and the best so
-  far per step, with a line where the records' ``phase`` changes (GLO: GA, then
-  CMA-ES on coefficients). A failure is logged, never raised."""
-  try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:  # plotting is a convenience; never lose a run over it
-    return
-  from glojax import workdir as workdir_lib
-  history = workdir_lib.read_jsonl(os.path.join(workdir, workdir_lib.LOG_FILE))
-  fig, ax = plt.subplots(figsize=(7, 4))
-  x = np.arange(1, len(history) + 1)
-  for key in ("best", "median"):
-    ax.plot(x, [r[key] for r in history], marker="o", ms=3, label=key)
-  ax.plot(x, [r["best_ever"] for r in history], "k--", lw=1, label="best so far")
-  n_ga = sum(r["phase"] == "ga" for r in history)
-  if n_ga < len(history):
-    ax.axvline(n_ga + 0.5, color="gray", lw=1)
-    ax.text(n_ga + 1, 0.05, "CMA-ES coefficients", fontsize=8)
-  ax.set(xlabel="generation (GA, then CMA-ES)", ylabel="validation accuracy",
-         ylim=(0, 1), title=title)
-  ax.legend(loc="lower right")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "fitness.png"), dpi=100)
-  plt.close(fig)
-  log(f"wrote {os.path.join(workdir, 'fitness.png')}")
+# GLO's phases (GA, then CMA-ES per tree) are segments of the same plot.
+plot_phases = plot_history

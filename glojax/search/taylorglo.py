@@ -134,7 +134,9 @@ class TaylorGLO(driver.Search):
 
   def describe(self, workdir: str) -> str:
     s = self.config.search
-    filtered = " (invariant filter on: untrainable θ skipped)" if s.invariant_filter else ""
+    filtered = (f" (2 × search.population_size {s.population_size}: the invariant filter is "
+                "on, so CMA-ES draws twice as many θ and those failing theorem 6.5.1 get "
+                "fitness 0 untrained)" if s.invariant_filter else "")
     return (f"TaylorGLO search: {self.problem.dataset.describe()}; model "
             f"{self.config.model.name}; population {s.effective_population_size}"
             f"{filtered}, {s.generations} generations, "

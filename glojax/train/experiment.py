@@ -14,7 +14,8 @@ with a changed config is refused, files are strict JSON written atomically):
   ``compare_to_cross_entropy``, a one-tailed Welch t-test (dissertation eqs. 3.3–3.5);
   failed runs follow the rule of :mod:`glojax.train.protocol` (rerun up to
   ``nan_retries`` times, then reported and left out of the statistics);
-* ``curves.png`` — training loss (and periodic evaluation accuracy) against step.
+* ``curves.png`` — training loss per run against step, one panel per loss (their scales
+  differ), and periodic evaluation accuracy of all losses.
 """
 
 from __future__ import annotations
@@ -212,7 +213,9 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
     all_runs[spec] = runs
   results = _results(typed, all_runs)
   workdir_lib.write_json(os.path.join(workdir, RESULTS_FILE), results)
-  plot_curves(all_runs, os.path.join(workdir, "curves.png"))
+  plot_curves(all_runs, os.path.join(workdir, "curves.png"), eval_split=typed.eval_split,
+              title=f"experiments/train.py: {workdir} ({typed.dataset.name}, "
+                    f"{typed.model.name}, {typed.repeats} runs per loss)")
   _log_results(typed, results, log)
   return results
 
@@ -256,27 +259,46 @@ def _log_results(config: ExperimentConfig, results: dict, log) -> None:
     log(f"Welch t-test ({config.alternative}): t = {w['t']:.3f}, p = {w['p']:.3g}")
 
 
-def plot_curves(all_runs: dict[str, list[dict]], path: str) -> None:
-  """Training loss (left) and evaluation accuracy (right) per run, one colour per loss."""
-  import matplotlib
-  matplotlib.use("Agg")
+def curves_figure(all_runs: dict[str, list[dict]], *, title: str = "",
+                  eval_split: str = "validation"):
+  """The figure of :func:`plot_curves`: one training-loss panel per loss (their scales
+  differ: a TaylorGLO loss sits near 0, cross-entropy near 2), then evaluation accuracy of
+  all losses on one shared axis (docs/plots.md)."""
   from matplotlib.figure import Figure
-  fig = Figure(figsize=(10, 4))
-  ax_loss, ax_acc = fig.subplots(1, 2)
+  specs = list(all_runs)
+  fig = Figure(figsize=(4.0 * (len(specs) + 1), 3.8))
+  axes = fig.subplots(1, len(specs) + 1, squeeze=False)[0]
+  ax_acc = axes[-1]
   for i, (spec, runs) in enumerate(all_runs.items()):
-    color = f"C{i}"
-    label = spec if len(spec) < 40 else spec[:37] + "..."
+    color, ax_loss = f"C{i}", axes[i]
+    short = spec if len(spec) < 40 else spec[:37] + "..."
     for j, r in enumerate(runs):
       c = r["curve"]
-      ax_loss.plot(c["step"], c["train_loss"], color=color, alpha=0.6,
-                   label=label if j == 0 else None)
+      ax_loss.plot(c["step"], c["train_loss"], color=color, alpha=0.6)
       if c["eval_step"]:
         ax_acc.plot(c["eval_step"], c["eval_accuracy"], color=color, alpha=0.6,
-                    label=label if j == 0 else None)
-  ax_loss.set(xlabel="step", ylabel="training loss (last batch)", title="training loss")
-  ax_acc.set(xlabel="step", ylabel="accuracy", title="evaluation accuracy")
-  ax_loss.legend(fontsize=7)
+                    label=short if j == 0 else None)
+    ax_loss.set(xlabel="training step", ylabel="training loss on the last batch",
+                title=f"{short}\n({len(runs)} runs)")
+    ax_loss.title.set_fontsize(8)
+  ax_acc.set(xlabel="training step", ylabel=f"{eval_split} accuracy (fraction correct)",
+             title=f"{eval_split} accuracy")
   if ax_acc.lines:
-    ax_acc.legend(fontsize=7)
+    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+  else:
+    ax_acc.text(0.5, 0.5, "no evaluations during training\n(config.eval_every = 0)",
+                ha="center", va="center", fontsize=8, transform=ax_acc.transAxes)
+  if title:
+    fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  return fig
+
+
+def plot_curves(all_runs: dict[str, list[dict]], path: str, *, title: str = "",
+                eval_split: str = "validation") -> None:
+  """Writes ``curves.png``: training loss per run, one panel per loss, and evaluation
+  accuracy against step (:func:`curves_figure`)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  fig = curves_figure(all_runs, title=title, eval_split=eval_split)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
