@@ -9,7 +9,8 @@ import pytest
 
 from glojax.expr import graph as G
 from glojax.expr import integrity as I
-from glojax.search import common, nlfs
+from glojax.search import _legacy_common as common
+from glojax.search import nlfs
 from glojax.train.population import evaluate_population
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from glojax.expr import graph as graph_lib
 from glojax.expr import integrity as integrity_lib
 from glojax.expr import program as program_lib
-from glojax.search import common
+from glojax.search import _legacy_common as common
 from glojax.train.early_stopping import EarlyStopping
 from glojax.train.population import STRATEGIES, UNROLL_GROUP, evaluate_population, \
     resolve_strategy

@@ -32,7 +32,8 @@ import numpy as np
 
 from glojax.analysis import stats
 from glojax.expr import graph as graph_lib
-from glojax.search import common, nlfs
+from glojax.search import _legacy_common as common
+from glojax.search import nlfs
 from glojax.train.population import evaluate_population
 
 RESULT_FILE = "elimination.json"
