@@ -35,6 +35,7 @@ eqs. 49–53; GLO paper §III-B; dissertation §5.2 (TaylorGLO: mean 0, σ0 = 1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -104,14 +105,22 @@ def recombination_weights(population_size: int, recombination: str = "positive",
                     .weights)
 
 
-def _make_evosax(num_dims: int, population_size: int, sigma: float, recombination: str):
+@functools.lru_cache(maxsize=32)
+def _evosax_instance(num_dims: int, population_size: int, recombination: str):
+  # evosax jits ask/tell with the instance as a static argument: sharing one instance
+  # per shape compiles them once per process instead of once per search.
   from evosax.algorithms import CMA_ES
-  if recombination not in RECOMBINATIONS:
-    raise ValueError(f"recombination={recombination!r} is not one of {RECOMBINATIONS}")
   es = CMA_ES(population_size=population_size,
               solution=jnp.zeros(num_dims, jnp.float32))
   # evosax reads this flag when it builds the weights (Hansen 2016, eq. 53).
   es.use_negative_weights = recombination == "active"
+  return es
+
+
+def _make_evosax(num_dims: int, population_size: int, sigma: float, recombination: str):
+  if recombination not in RECOMBINATIONS:
+    raise ValueError(f"recombination={recombination!r} is not one of {RECOMBINATIONS}")
+  es = _evosax_instance(int(num_dims), int(population_size), recombination)
   params = es.default_params.replace(std_init=jnp.asarray(sigma, jnp.float32))
   return es, params
 

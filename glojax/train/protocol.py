@@ -9,7 +9,7 @@ each loss train as one population (:func:`~glojax.train.population.evaluate_popu
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,11 +23,17 @@ from glojax.train.trainer import Trainer
 
 @dataclasses.dataclass
 class LossUnderTest:
-  """A named loss for the protocol: ``loss_fn(loss_params, logits, labels)`` + params."""
+  """A named loss for the protocol: ``loss_fn(loss_params, logits, labels)`` + params.
+
+  ``loss_params`` may be a :class:`~glojax.train.trainer.ScaledLearningRate` (the loss
+  trains at its own learning rate); ``learning_rate`` is then the rate it trains at,
+  for the table (None: the train config's).
+  """
   name: str
   loss_fn: Callable
   loss_params: Any
   spec: str = ""
+  learning_rate: Optional[float] = None
 
 
 def _progress_printer(name: str, log: Callable[[str], None]):
@@ -114,4 +120,91 @@ def format_table(result: dict) -> str:
              "not significant")
   lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): t = {w['t']:.3f}, "
                f"dof = {w['dof']:.1f}, p = {w['p']:.4g} ({verdict} at 0.05)")
+  return "\n".join(lines)
+
+
+def compare_all(candidate: LossUnderTest, baselines: Sequence[LossUnderTest], *, model,
+                dataset, train_config, repeats: int = 10, seed: int = 0,
+                strategy: str = "auto", model_name: Optional[str] = None,
+                alternative: str = "greater", log: Callable[[str], None] = print,
+                make_trainer: Callable[..., Trainer] = Trainer) -> dict:
+  """Trains ``candidate`` and every baseline ``repeats`` times; Welch's test vs each.
+
+  Every loss uses the same ``repeats`` PRNG keys (same initial weights and batch order
+  per run index) and the test split, as :func:`compare`.
+
+  Args:
+    candidate: the loss under test.
+    baselines: one or more comparison losses (names must be distinct).
+    model, dataset, train_config, repeats, seed, strategy, model_name, alternative,
+      log: as for :func:`compare`.
+    make_trainer: ``(model, dataset, loss_fn, train_config) -> Trainer`` (a caching
+      factory lets reruns in one process skip compiling).
+
+  Returns:
+    JSON-able dict: ``"candidate"`` and ``"baselines"`` (list) rows ``{"name", "spec",
+    "learning_rate", "runs", "mean", "std", "failed"}`` (test accuracy; failed runs
+    count as 0); ``"comparisons"``: per baseline ``{"baseline", "t", "dof", "p",
+    "alternative"}`` (candidate vs that baseline); ``"repeats"``, ``"steps"``. For
+    readers of :func:`compare`'s format, ``"baseline"`` and ``"welch"`` repeat the first
+    baseline's row and test.
+
+  Raises:
+    ValueError: if ``repeats < 2``, ``alternative`` is unknown, no baseline is given or
+      two losses share a name.
+  """
+  if alternative not in ("greater", "less", "two-sided"):
+    raise ValueError(f"alternative={alternative!r} is not one of "
+                     f"('greater', 'less', 'two-sided')")
+  if repeats < 2:
+    raise ValueError(f"final protocol needs repeats ≥ 2 for the t-test, got {repeats}")
+  names = [candidate.name] + [b.name for b in baselines]
+  if not baselines or len(set(names)) != len(names):
+    raise ValueError(f"compare_all needs ≥ 1 baseline and distinct names, got {names}")
+  keys = jax.random.split(jax.random.PRNGKey(seed), repeats)
+  rows = []
+  trainers: dict[int, Trainer] = {}  # losses sharing a loss_fn share compiled programs
+  for loss in (candidate, *baselines):
+    if id(loss.loss_fn) not in trainers:
+      trainers[id(loss.loss_fn)] = make_trainer(model, dataset, loss.loss_fn, train_config)
+    trainer = trainers[id(loss.loss_fn)]
+    params = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(jnp.asarray(a), (repeats,) + jnp.shape(a)),
+        loss.loss_params)
+    lr = train_config.learning_rate if loss.learning_rate is None else loss.learning_rate
+    log(f"final protocol: training {loss.name} (lr {lr:.4g}) {repeats}× for "
+        f"{train_config.steps} steps")
+    result = evaluate_population(trainer, params, keys, strategy=strategy,
+                                 split="test", model_name=model_name,
+                                 progress=_progress_printer(loss.name, log))
+    rows.append({"name": loss.name, "spec": loss.spec, "learning_rate": float(lr),
+                 **summarize(result.fitness), "failed": result.num_failed})
+  comparisons = [{"baseline": b["name"],
+                  **welch_ttest(rows[0]["runs"], b["runs"],
+                                alternative=alternative)._asdict(),
+                  "alternative": alternative} for b in rows[1:]]
+  return {"candidate": rows[0], "baselines": rows[1:], "comparisons": comparisons,
+          "baseline": rows[1], "welch": comparisons[0], "repeats": repeats,
+          "steps": train_config.steps}
+
+
+def format_comparison(result: dict) -> str:
+  """:func:`compare_all`'s result as a text table: one row per loss (learning rate,
+  mean, std, failed runs, Welch p of the candidate against that row)."""
+  c, rows = result["candidate"], [result["candidate"], *result["baselines"]]
+  tests = {w["baseline"]: w for w in result["comparisons"]}
+  alternative = result["comparisons"][0]["alternative"]
+  sign = {"greater": ">", "less": "<", "two-sided": "≠"}[alternative]
+  width = max(max(len(r["name"]) for r in rows), 4)
+  lines = [f"Test accuracy after {result['steps']} steps, {result['repeats']} runs each; "
+           f"p: one Welch t-test per row, H1 {c['name']} {sign} row",
+           f"{'loss':<{width}}  {'lr':>8}  {'mean':>7}  {'std':>7}  {'failed':>6}  "
+           f"{'t':>7}  {'p':>9}"]
+  for r in rows:
+    w = tests.get(r["name"]) if r is not c else None
+    stat = (f"  {w['t']:7.3f}  {w['p']:9.3g}{' *' if np.isfinite(w['p']) and w['p'] < 0.05 else ''}"
+            if w else "")
+    lines.append(f"{r['name']:<{width}}  {r['learning_rate']:8.4g}  {r['mean']:7.4f}  "
+                 f"{r['std']:7.4f}  {r['failed']:6d}{stat}")
+  lines.append("(* significant at 0.05)")
   return "\n".join(lines)
