@@ -41,7 +41,9 @@ from glojax.expr import coefficients as coef_lib
 from glojax.expr import program as program_lib
 from glojax.expr import tree as tree_lib
 from glojax.expr import variation
+from glojax.search import baselines as baselines_lib
 from glojax.search import common
+from glojax.search import es as es_lib
 from glojax.train import protocol
 from glojax.train.population import STRATEGIES, evaluate_population
 from glojax.train.trainer import TrainConfig, Trainer
@@ -50,9 +52,10 @@ EXPR_PREFIX = "expr:"
 # Keys that may change when a run is resumed. (Unlike TaylorGLO, the GA's generation
 # count is fixed: the coefficient phase starts from the GA's final population.)
 RESUMABLE_KEYS = ("final",)
-FLAT_ACTIONS = ("skip_tell", "tell")
+FLAT_ACTIONS = es_lib.FLAT_ACTIONS
 _PURPOSE_VARY, _PURPOSE_TRAIN, _PURPOSE_ASK, _PURPOSE_TELL, _PURPOSE_INIT = range(5)
 _PURPOSE_BASELINE = 5
+_PURPOSE_TUNE = 0x7a11
 # CMA-ES generations get their own key space, after any GA generation.
 _CMA_KEY_OFFSET = 1_000_000
 
@@ -80,13 +83,21 @@ def default_config() -> ml_collections.ConfigDict:
       "batch_candidates": 0,
       "strategy": "auto", "nan_retries": 0, "simplify_max_size": 25,
       # Cross-entropy trained with the same fitness protocol, for reference.
-      "baseline_repeats": 4})
+      "baseline_repeats": 4,
+      # Stop the GA once the best validation fitness has not improved for this many
+      # generations (the paper ran "up to 100 generations" and stopped by eye when
+      # the top candidate plateaued, dissertation §4.1). 0 (default): always run
+      # search.generations, so every run has the same, reproducible budget.
+      "plateau_generations": 0})
   c.coefficients = ml_collections.ConfigDict({
       "enabled": True, "num_trees": 1, "population_size": 32, "generations": 35,
-      "sigma": 1.5, "prune": True, "flat_action": "skip_tell"})
+      "sigma": 1.5, "prune": True,
+      # The ES policy (glojax.search.es): the papers' positive weights, random
+      # tie-breaking, skip flat generations.
+      "recombination": "positive", "ties": "random", "flat_action": "skip_tell"})
   c.final = ml_collections.ConfigDict({
       "enabled": False, "repeats": 10, "steps": 20000, "alternative": "greater",
-      "seed": 1})
+      "seed": 1, **baselines_lib.final_defaults()})
   return c
 
 
@@ -100,9 +111,7 @@ def validate_config(config) -> dict:
   cfg = common.with_defaults(config, default_config())
   common.check_names(cfg, STRATEGIES)
   s, k = cfg["search"], cfg["coefficients"]
-  if k["flat_action"] not in FLAT_ACTIONS:
-    raise ValueError(f"config.coefficients.flat_action={k['flat_action']!r} is not one "
-                     f"of {FLAT_ACTIONS}")
+  es_lib.policy_from_config(k, "coefficients")  # recombination, ties, flat_action
   _check_int(s, "search.population_size", 2)
   _check_int(s, "search.generations", 0)
   _check_int(s, "search.elites", 0)
@@ -112,6 +121,7 @@ def validate_config(config) -> dict:
   _check_int(s, "search.batch_candidates", 0)
   _check_int(s, "search.nan_retries", 0)
   _check_int(s, "search.baseline_repeats", 0)
+  _check_int(s, "search.plateau_generations", 0)
   _check_int(k, "coefficients.num_trees", 1)
   _check_int(k, "coefficients.population_size", 2)
   _check_int(k, "coefficients.generations", 0)
@@ -127,6 +137,8 @@ def validate_config(config) -> dict:
   if cfg["final"]["enabled"] and cfg["final"]["repeats"] < 2:
     raise ValueError(f"config.final.repeats={cfg['final']['repeats']!r} must be ≥ 2 "
                      f"(Welch's t-test)")
+  if cfg["final"]["enabled"]:
+    baselines_lib.validate_final(cfg["final"])
   TrainConfig(**cfg["train"])  # raises ValueError naming a bad training value
   return cfg
 
@@ -365,12 +377,19 @@ def _summary(fitness) -> dict:
 # ---- coefficient phase --------------------------------------------------------------
 
 
-def _make_es(dim: int, cfg: dict):
-  from evosax.algorithms import CMA_ES
+def _make_es(dim: int, cfg: dict) -> es_lib.CMAES:
+  """The coefficient phase's CMA-ES under the project's ES policy (es.py)."""
   k = cfg["coefficients"]
-  es = CMA_ES(population_size=k["population_size"], solution=jnp.zeros(dim, jnp.float32))
-  params = es.default_params.replace(std_init=jnp.asarray(k["sigma"], jnp.float32))
-  return es, params
+  return es_lib.CMAES(dim, k["population_size"], k["sigma"],
+                      es_lib.policy_from_config(k, "coefficients"))
+
+
+def plateaued(state: dict, cfg: dict) -> bool:
+  """True once the GA's best fitness has not improved for
+  ``search.plateau_generations`` generations (never when that is 0)."""
+  patience = cfg["search"]["plateau_generations"]
+  return (patience > 0 and state["best"]["generation"] >= 0
+          and state["generation"] - 1 - state["best"]["generation"] >= patience)
 
 
 def coefficient_programs(tree: tree_lib.Tree, indices: list[int], coefficients,
@@ -461,6 +480,12 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
 
   # ---- phase 1: genetic algorithm ----
   while state["phase"] == "ga" and state["generation"] < s["generations"]:
+    if plateaued(state, cfg):
+      log(f"GA stopped after {state['generation']} generations: best fitness "
+          f"{state['best']['fitness']:.4f} unchanged since generation "
+          f"{state['best']['generation'] + 1} (search.plateau_generations="
+          f"{s['plateau_generations']})")
+      break
     g = state["generation"]
     t0 = time.time()
     before = dict(evaluator.counters)
@@ -524,7 +549,9 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   out = {"best_tree": None, "best_tree_fitness": state["best"]["fitness"],
          "best_loss": None, "best_loss_fitness": None,
          "baseline_fitness": state["baseline"]["mean"] if state["baseline"] else None,
-         "generations": s["generations"], "confirm": None, "final": None}
+         "generations": state["generation"] if state["phase"] == "ga"
+         else sum(r["phase"] == "ga" for r in state["history"]),
+         "confirm": None, "final": None}
   if state["best"]["tree"] is None:
     log("no generation was run (search.generations = 0); nothing to report")
     out.update(counters=dict(evaluator.counters), hit_rate=0.0)
@@ -590,7 +617,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   _plot_history(workdir, state["history"], log)
   if cfg["final"]["enabled"] and usable:
     out["final"] = final_protocol(cfg, tree_lib.parse(best_entry["tree"]), best_scales,
-                                  workdir, log=log)
+                                  workdir, search_trainings=counters["trained"], log=log)
   return out
 
 
@@ -638,10 +665,9 @@ def _tune_coefficients(cfg, evaluator: Evaluator, state: dict, j: int, es_arrays
   entry = state["cma"][j]
   tree = tree_lib.parse(entry["tree"])
   indices = coef_lib.coefficient_indices(tree, prune=kc["prune"])
-  es, es_params = _make_es(len(indices), cfg)
+  cma = _make_es(len(indices), cfg)
   base = _CMA_KEY_OFFSET * (j + 1)
-  es_state = es.init(common.generation_key(cfg["seed"], base, _PURPOSE_INIT),
-                     jnp.ones(len(indices), jnp.float32), es_params)
+  es_state = cma.init(common.generation_key(cfg["seed"], base, _PURPOSE_INIT), 1.0)
   if es_arrays and state["generation"] > 0:
     es_state = common.unflatten_state("es", es_arrays, es_state)
   if state["generation"] == 0:
@@ -652,16 +678,15 @@ def _tune_coefficients(cfg, evaluator: Evaluator, state: dict, j: int, es_arrays
     g = state["generation"]
     t0 = time.time()
     trained_before = evaluator.counters["trained"]
-    coefs, es_state = es.ask(common.generation_key(cfg["seed"], base + g, _PURPOSE_ASK),
-                             es_state, es_params)
+    coefs, es_state = cma.ask(common.generation_key(cfg["seed"], base + g, _PURPOSE_ASK),
+                              es_state)
     programs = coefficient_programs(tree, indices, coefs, s["max_len"], s["stack_depth"])
     fitness = evaluator.train_programs(
         programs, common.generation_key(cfg["seed"], base + g, _PURPOSE_TRAIN))
-    flat = bool(np.all(fitness == fitness[0]))
-    told = not (flat and kc["flat_action"] == "skip_tell")
-    if told:
-      es_state, _ = es.tell(common.generation_key(cfg["seed"], base + g, _PURPOSE_TELL),
-                            coefs, common.to_minimization(fitness), es_state, es_params)
+    # Failed/tied candidates and flat generations follow the ES policy (es.py).
+    es_state, info = cma.tell(common.generation_key(cfg["seed"], base + g, _PURPOSE_TELL),
+                              coefs, fitness, es_state)
+    flat, told = info.flat, info.told
     i = int(np.argmax(fitness))
     if fitness[i] > entry["best"]["fitness"]:
       entry["best"] = {"fitness": float(fitness[i]),
@@ -669,7 +694,7 @@ def _tune_coefficients(cfg, evaluator: Evaluator, state: dict, j: int, es_arrays
     record = {"phase": "cma", "tree": entry["tree"], "generation": g,
               "fitness": fitness.tolist(), **_summary(fitness),
               "best_coefficients": np.asarray(coefs[i]).tolist(),
-              "best_ever": entry["best"]["fitness"], "sigma": float(es_state.std),
+              "best_ever": entry["best"]["fitness"], "sigma": cma.sigma(es_state),
               "flat": flat, "told": told,
               "trained": evaluator.counters["trained"] - trained_before,
               "wall_time_s": time.time() - t0}
@@ -695,25 +720,37 @@ def _tune_coefficients(cfg, evaluator: Evaluator, state: dict, j: int, es_arrays
 
 
 def final_protocol(cfg: dict, tree: tree_lib.Tree, scales: dict, workdir: str, *,
+                   search_trainings: Optional[int] = None,
                    log: Callable[[str], None] = print) -> dict:
-  """Retrains ``tree`` (coefficients ``scales``) and cross-entropy ``final.repeats``
-  times with full training; writes ``final.json``."""
-  f, s = cfg["final"], cfg["search"]
-  dataset, model, train_cfg = common.build_run(cfg, steps=f["steps"])
-  loss_fn = program_loss_fn(cfg)
+  """Retrains ``tree`` (coefficients ``scales``) and every ``final.baselines`` row
+  ``final.repeats`` times with full training; writes ``final.json``
+  (:func:`glojax.search.baselines.final_comparison`).
+
+  ``search_trainings``: partial trainings the search ran (the tuned baselines' budget
+  unless ``final.tuning.budget`` is set); default: the configured maximum, GA
+  population × generations plus the coefficient phase.
+  """
+  f, s, k = cfg["final"], cfg["search"], cfg["coefficients"]
+  dataset, model, final_cfg = common.build_run(cfg, steps=f["steps"])
+  search_cfg = dataclasses.replace(final_cfg, steps=cfg["train"]["steps"])
   encode = lambda t, sc=None: program_lib.encode(t, s["max_len"], sc,
                                                  stack_depth=s["stack_depth"])
   spelled = coef_lib.with_coefficients(tree, scales)
-  candidate = protocol.LossUnderTest("glo", loss_fn, encode(tree, scales),
+  candidate = protocol.LossUnderTest("glo", program_loss_fn(cfg), encode(tree, scales),
                                      tree_spec(spelled))
-  baseline = protocol.LossUnderTest("cross_entropy", loss_fn,
-                                    encode(cross_entropy_tree(dataset.num_classes)),
-                                    "cross_entropy")
-  result = protocol.compare(candidate, baseline, model=model, dataset=dataset,
-                            train_config=train_cfg, repeats=f["repeats"], seed=f["seed"],
-                            strategy=s["strategy"], model_name=cfg["model"]["name"],
-                            alternative=f["alternative"], log=log)
-  result["table"] = protocol.format_table(result)
+  if search_trainings is None:
+    search_trainings = (s["population_size"] * s["generations"]
+                        + k["num_trees"] * k["population_size"] * k["generations"])
+  t = f["tuning"]
+  result = baselines_lib.final_comparison(
+      candidate, model=model, dataset=dataset, search_train_config=search_cfg,
+      final_train_config=final_cfg, baselines=f["baselines"], repeats=f["repeats"],
+      seed=f["seed"], tuning=t, tuning_budget=t["budget"] or search_trainings,
+      tuning_population=t["population_size"] or k["population_size"],
+      tuning_key=common.generation_key(cfg["seed"], 0, _PURPOSE_TUNE),
+      strategy=s["strategy"], model_name=cfg["model"]["name"],
+      nan_retries=s["nan_retries"], policy=es_lib.policy_from_config(k, "coefficients"),
+      alternative=f["alternative"], workdir=workdir, log=log)
   common.write_json(os.path.join(workdir, "final.json"), result)
   log(result["table"])
   return result

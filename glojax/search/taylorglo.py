@@ -27,16 +27,20 @@ import numpy as np
 from glojax import losses
 from glojax.analysis import stats
 from glojax.analysis.theory import is_trainable
+from glojax.search import baselines as baselines_lib
 from glojax.search import common
+from glojax.search import es as es_lib
+from glojax.search import step_size
 from glojax.train import protocol
 from glojax.train.population import STRATEGIES, evaluate_population
-from glojax.train.trainer import TrainConfig, Trainer
+from glojax.train.trainer import ScaledLearningRate, TrainConfig, Trainer
 
 # Keys that may change when a run is resumed (extending a search, changing the
 # final protocol) without invalidating its generations.
 RESUMABLE_KEYS = ("search.generations", "final")
-FLAT_ACTIONS = ("skip_tell", "tell")
+FLAT_ACTIONS = es_lib.FLAT_ACTIONS
 _PURPOSE_ASK, _PURPOSE_TELL, _PURPOSE_TRAIN, _PURPOSE_INIT = 0, 1, 2, 3
+_PURPOSE_NORMALIZE, _PURPOSE_TUNE = 0x5ca1e, 0x7a11
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -53,10 +57,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.search = ml_collections.ConfigDict({
       "population_size": 20, "generations": 60, "sigma": 1.2, "mean": 0.0,
       "class_reduction": "mean", "strategy": "auto", "nan_retries": 2,
-      "flat_action": "skip_tell", "invariant_filter": False})
+      "invariant_filter": False,
+      # The ES policy (glojax.search.es): the papers' positive (μ/μ_w, λ) weights,
+      # random tie-breaking (failed candidates don't shrink σ), skip flat generations.
+      "recombination": "positive", "ties": "random", "flat_action": "skip_tell",
+      # Step-size options (glojax.search.step_size, docs/baselines.md).
+      "normalize_scale": False, "tune_learning_rate": False})
   c.final = ml_collections.ConfigDict({
       "enabled": True, "repeats": 10, "steps": 20000, "alternative": "greater",
-      "seed": 1})
+      "seed": 1, **baselines_lib.final_defaults()})
   return c
 
 
@@ -73,9 +82,7 @@ def validate_config(config) -> dict:
   if s["class_reduction"] not in losses.CLASS_REDUCTIONS:
     raise ValueError(f"config.search.class_reduction={s['class_reduction']!r} is not one "
                      f"of {losses.CLASS_REDUCTIONS}")
-  if s["flat_action"] not in FLAT_ACTIONS:
-    raise ValueError(f"config.search.flat_action={s['flat_action']!r} is not one of "
-                     f"{FLAT_ACTIONS}")
+  es_lib.policy_from_config(s, "search")  # recombination, ties, flat_action
   _check_int("search.population_size", s["population_size"], 2)
   _check_int("search.generations", s["generations"], 0)
   _check_int("search.nan_retries", s["nan_retries"], 0)
@@ -93,9 +100,9 @@ def validate_config(config) -> dict:
   _check_number("train.weight_decay", t["weight_decay"], low=0.0)
   for key in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
     _check_int(f"train.{key}", t[key], 1)
-  if not isinstance(s["invariant_filter"], bool):
-    raise ValueError(f"config.search.invariant_filter={s['invariant_filter']!r} must be "
-                     "True or False")
+  for key in ("invariant_filter", "normalize_scale", "tune_learning_rate"):
+    if not isinstance(s[key], bool):
+      raise ValueError(f"config.search.{key}={s[key]!r} must be True or False")
   f = cfg["final"]
   if not isinstance(f["enabled"], bool):
     raise ValueError(f"config.final.enabled={f['enabled']!r} must be True or False")
@@ -105,6 +112,7 @@ def validate_config(config) -> dict:
     if f["alternative"] not in stats.ALTERNATIVES:
       raise ValueError(f"config.final.alternative={f['alternative']!r} is not one of "
                        f"{stats.ALTERNATIVES}")
+    baselines_lib.validate_final(f)
   try:
     TrainConfig(**t)
   except (TypeError, ValueError) as e:  # e.g. an unknown loop
@@ -174,18 +182,32 @@ def effective_population_size(cfg: dict) -> int:
   return s["population_size"] * (2 if s["invariant_filter"] else 1)
 
 
-def _make_es(cfg: dict):
-  from evosax.algorithms import CMA_ES
+def _make_es(cfg: dict) -> es_lib.CMAES:
+  """The search's CMA-ES: θ (8 dims), plus ln(lr / train.learning_rate) when
+  ``search.tune_learning_rate``."""
   s = cfg["search"]
-  es = CMA_ES(population_size=effective_population_size(cfg),
-              solution=jnp.zeros(losses.TAYLORGLO_NUM_PARAMS, jnp.float32))
-  params = es.default_params.replace(std_init=jnp.asarray(s["sigma"], jnp.float32))
-  return es, params
+  dims = losses.TAYLORGLO_NUM_PARAMS + (1 if s["tune_learning_rate"] else 0)
+  return es_lib.CMAES(dims, effective_population_size(cfg), s["sigma"],
+                      es_lib.policy_from_config(s, "search"))
 
 
-def _fresh_state(cfg: dict, es, es_params):
+def _fresh_state(cfg: dict, cma: es_lib.CMAES):
   mean = jnp.full((losses.TAYLORGLO_NUM_PARAMS,), cfg["search"]["mean"], jnp.float32)
-  return es.init(common.generation_key(cfg["seed"], 0, _PURPOSE_INIT), mean, es_params)
+  if cfg["search"]["tune_learning_rate"]:
+    mean = jnp.concatenate([mean, jnp.zeros(1, jnp.float32)])  # the config's rate
+  return cma.init(common.generation_key(cfg["seed"], 0, _PURPOSE_INIT), mean)
+
+
+def _candidates(cfg: dict, samples, normalizer) -> tuple[jax.Array, Optional[jax.Array]]:
+  """ES samples → ``(thetas float32[K, 8], lr scales float32[K] | None)`` as trained:
+  the learning-rate variable split off and θ scale-normalized per the options."""
+  thetas, scales = samples, None
+  if cfg["search"]["tune_learning_rate"]:
+    thetas, scales = step_size.split_learning_rate(samples)
+  if normalizer is not None:
+    thetas = step_size.normalize_taylorglo(thetas, *normalizer,
+                                           cfg["search"]["class_reduction"])
+  return jnp.asarray(thetas, jnp.float32), scales
 
 
 def run(config, workdir: str, *, log: Callable[[str], None] = print,
@@ -229,8 +251,16 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       f"{' (invariant filter on: untrainable θ skipped)' if s['invariant_filter'] else ''}, "
       f"{s['generations']} generations, "
       f"{train_cfg.steps} training steps per candidate; workdir {workdir}")
-  es, es_params = _make_es(cfg)
-  state = _fresh_state(cfg, es, es_params)
+  cma = _make_es(cfg)
+  state = _fresh_state(cfg, cma)
+  options = step_size.describe(s["normalize_scale"], s["tune_learning_rate"])
+  if options:
+    log(f"step-size options: {options}")
+  normalizer = (step_size.init_logits(model, dataset,
+                                      common.generation_key(cfg["seed"], 0,
+                                                            _PURPOSE_NORMALIZE),
+                                      preprocess=trainer.augmentation.evaluate)
+                if s["normalize_scale"] else None)
 
   history: list[dict] = []
   best = {"fitness": -1.0, "theta": None, "generation": -1}
@@ -254,28 +284,27 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
 
   for generation in range(start_generation, s["generations"]):
     t0 = time.time()
-    thetas, state = es.ask(common.generation_key(cfg["seed"], generation, _PURPOSE_ASK),
-                           state, es_params)
+    samples, state = cma.ask(common.generation_key(cfg["seed"], generation, _PURPOSE_ASK),
+                             state)
+    thetas, lr_scales = _candidates(cfg, samples, normalizer)
     keys = jax.random.split(
         common.generation_key(cfg["seed"], generation, _PURPOSE_TRAIN), popsize)
     if s["invariant_filter"]:
       trainable = np.asarray(is_trainable(thetas, dataset.num_classes))
     else:
       trainable = np.ones(popsize, bool)
-    fitness, failed, retries = _evaluate_subset(trainer, thetas, keys, trainable, cfg)
-    flat = bool(np.all(fitness == fitness[0]))
-    if flat and s["flat_action"] == "skip_tell":
-      # All candidates equal (typically all failed): telling would shrink σ with no
-      # information (step-size collapse). Keep the state; the next ask resamples.
-      told = False
-    else:
-      state, _ = es.tell(common.generation_key(cfg["seed"], generation, _PURPOSE_TELL),
-                         thetas, common.to_minimization(fitness), state, es_params)
-      told = True
+    fitness, failed, retries = _evaluate_subset(
+        trainer, step_size.with_learning_rate(thetas, lr_scales), keys, trainable, cfg)
+    # Failed/tied candidates and flat generations follow the ES policy (es.py).
+    state, info = cma.tell(common.generation_key(cfg["seed"], generation, _PURPOSE_TELL),
+                           samples, fitness, state)
+    flat, told = info.flat, info.told
     i = int(np.argmax(fitness))
     if fitness[i] > best["fitness"]:
       best = {"fitness": float(fitness[i]), "theta": np.asarray(thetas[i]).tolist(),
               "generation": generation}
+      if lr_scales is not None:
+        best["learning_rate"] = float(train_cfg.learning_rate * lr_scales[i])
     record = {
         "generation": generation,
         "fitness": fitness.tolist(),
@@ -283,8 +312,11 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
         "median": float(np.median(fitness)),
         "best_theta": np.asarray(thetas[i]).tolist(),
         "thetas": np.asarray(thetas).tolist(),
+        **({"learning_rates": np.asarray(train_cfg.learning_rate * lr_scales).tolist()}
+           if lr_scales is not None else {}),
         "best_ever": best["fitness"],
-        "sigma": float(state.std),
+        "sigma": cma.sigma(state),
+        "trained": int(np.sum(trainable)),
         "failed": failed, "retries": retries,
         "skipped_untrainable": int(np.sum(~trainable)),
         "flat": flat, "told": told,
@@ -311,9 +343,12 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
     log("no generation was run (search.generations = 0); nothing to report")
     return out
   out["best_spec"] = losses.taylorglo_spec(best["theta"])
+  out["best_learning_rate"] = best.get("learning_rate")  # co-evolved rate, if any
   common.write_text(os.path.join(workdir, "best_loss.txt"), out["best_spec"] + "\n")
   log(f"best validation accuracy {best['fitness']:.4f} (generation "
-      f"{best['generation'] + 1}): {out['best_spec']}")
+      f"{best['generation'] + 1}): {out['best_spec']}"
+      + (f" at learning rate {best['learning_rate']:.4g}" if "learning_rate" in best
+         else ""))
   _plot_history(workdir, log)
 
   if best["fitness"] <= 0:
@@ -324,12 +359,17 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
         "train.learning_rate")
     return out
   if cfg["final"]["enabled"]:
-    out["final"] = (_finished_final(cfg, out["best_spec"], workdir, log)
-                    or final_protocol(cfg, best["theta"], workdir, log=log))
+    lr = best.get("learning_rate")
+    trainings = sum(r.get("trained", popsize - r.get("skipped_untrainable", 0))
+                    for r in history)
+    out["final"] = (_finished_final(cfg, out["best_spec"], lr, workdir, log)
+                    or final_protocol(cfg, best["theta"], workdir, learning_rate=lr,
+                                      search_trainings=trainings, log=log))
   return out
 
 
-def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[dict]:
+def _finished_final(cfg: dict, best_spec: str, learning_rate: Optional[float],
+                    workdir: str, log) -> Optional[dict]:
   """``final.json`` if it already holds this loss's final protocol under ``cfg["final"]``.
 
   A rerun of a finished search then costs nothing instead of repeating the
@@ -339,7 +379,9 @@ def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[di
   try:
     with open(path) as f:
       result = json.load(f)
+    lr = cfg["train"]["learning_rate"] if learning_rate is None else learning_rate
     done = (result["candidate"]["spec"] == best_spec
+            and result["candidate"].get("learning_rate") == lr
             and result["final_config"] == cfg["final"])
   except (OSError, ValueError, KeyError, TypeError):
     return None
@@ -351,8 +393,11 @@ def _finished_final(cfg: dict, best_spec: str, workdir: str, log) -> Optional[di
   return result
 
 
-def _evaluate_subset(trainer, thetas, keys, trainable: np.ndarray, cfg: dict):
+def _evaluate_subset(trainer, loss_params, keys, trainable: np.ndarray, cfg: dict):
   """Trains the candidates where ``trainable`` holds; the others get fitness 0.
+
+  ``loss_params``: θ ``float32[K, 8]`` or a ``ScaledLearningRate`` of θ and ``[K]``
+  learning-rate scales.
 
   The trained subset is padded (with copies of its first member, results discarded) to
   a multiple of a quarter of the population, so vmapped programs compile for at most
@@ -369,7 +414,8 @@ def _evaluate_subset(trainer, thetas, keys, trainable: np.ndarray, cfg: dict):
     return fitness, 0, 0
   bucket = max(1, k // 4) if idx.size < k else k
   padded = np.concatenate([idx, np.full((-idx.size) % bucket, idx[0])])
-  result = evaluate_population(trainer, jnp.asarray(thetas)[padded], keys[padded],
+  rows = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[padded], loss_params)
+  result = evaluate_population(trainer, rows, keys[padded],
                                strategy=s["strategy"], nan_retries=s["nan_retries"],
                                model_name=cfg["model"]["name"])
   fitness[idx] = common.sanitize_fitness(result.fitness[:idx.size])
@@ -378,26 +424,48 @@ def _evaluate_subset(trainer, thetas, keys, trainable: np.ndarray, cfg: dict):
   return fitness, failed, retries
 
 
-def final_protocol(cfg: dict, theta, workdir: str, *, log: Callable[[str], None] = print
-                   ) -> dict:
-  """Retrains ``theta`` and cross-entropy ``final.repeats`` times; writes ``final.json``.
+def final_protocol(cfg: dict, theta, workdir: str, *,
+                   learning_rate: Optional[float] = None,
+                   search_trainings: Optional[int] = None,
+                   log: Callable[[str], None] = print) -> dict:
+  """Retrains ``theta`` and every ``final.baselines`` row ``final.repeats`` times;
+  writes ``final.json`` (:func:`glojax.search.baselines.final_comparison`).
+
+  Args:
+    cfg: the validated config.
+    theta: the found θ (``float[8]``).
+    workdir: the run's folder.
+    learning_rate: the candidate's co-evolved learning rate (None: ``train``'s).
+    search_trainings: partial trainings the search ran (the tuned baselines' budget
+      unless ``final.tuning.budget`` is set); default λ × generations.
+    log: progress printer.
 
   Returns:
-    The result of :func:`glojax.train.protocol.compare` plus the printed table.
+    The comparison dict (rows, Welch tests, tuning, effective learning rate, table).
   """
-  f = cfg["final"]
-  dataset, model, train_cfg = common.build_run(cfg, steps=f["steps"])
+  f, s = cfg["final"], cfg["search"]
+  dataset, model, final_cfg = common.build_run(cfg, steps=f["steps"])
+  search_cfg = dataclasses.replace(final_cfg, steps=cfg["train"]["steps"])
+  lr0 = search_cfg.learning_rate
+  params = jnp.asarray(theta, jnp.float32)
+  if learning_rate is not None:
+    params = ScaledLearningRate(params, jnp.asarray(learning_rate / lr0, jnp.float32))
   candidate = protocol.LossUnderTest(
-      "taylorglo", taylorglo_loss_fn(cfg["search"]["class_reduction"]),
-      jnp.asarray(theta, jnp.float32), losses.taylorglo_spec(theta))
-  baseline = protocol.LossUnderTest("cross_entropy", cross_entropy_loss_fn,
-                                    jnp.zeros((0,), jnp.float32), "cross_entropy")
-  result = protocol.compare(candidate, baseline, model=model, dataset=dataset,
-                            train_config=train_cfg, repeats=f["repeats"], seed=f["seed"],
-                            strategy=cfg["search"]["strategy"],
-                            model_name=cfg["model"]["name"],
-                            alternative=f["alternative"], log=log)
-  result["table"] = protocol.format_table(result)
+      "taylorglo", taylorglo_loss_fn(s["class_reduction"]), params,
+      losses.taylorglo_spec(theta),
+      learning_rate=lr0 if learning_rate is None else learning_rate)
+  if search_trainings is None:
+    search_trainings = effective_population_size(cfg) * s["generations"]
+  t = f["tuning"]
+  result = baselines_lib.final_comparison(
+      candidate, model=model, dataset=dataset, search_train_config=search_cfg,
+      final_train_config=final_cfg, baselines=f["baselines"], repeats=f["repeats"],
+      seed=f["seed"], tuning=t, tuning_budget=t["budget"] or search_trainings,
+      tuning_population=t["population_size"] or s["population_size"],
+      tuning_key=common.generation_key(cfg["seed"], 0, _PURPOSE_TUNE),
+      strategy=s["strategy"], model_name=cfg["model"]["name"],
+      nan_retries=s["nan_retries"], policy=es_lib.policy_from_config(s, "search"),
+      alternative=f["alternative"], workdir=workdir, log=log)
   result["final_config"] = dict(f)  # lets a rerun reuse this result
   common.write_json(os.path.join(workdir, "final.json"), result)
   log(result["table"])
