@@ -32,7 +32,7 @@ def tiny_taylorglo():
 
 def nan_taylorglo():
   c = tiny_taylorglo()
-  c.search.sigma = 30.0   # most θ of this scale overflow the loss: NaN training
+  c.search.mean = 1e30    # every θ overflows the loss: NaN training
   c.search.nan_retries = 0
   c.search.generations = 1
   return c
