@@ -13,7 +13,7 @@ from glojax import config as config_lib
 from glojax import workdir
 from glojax.search import common, taylorglo
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_config():
