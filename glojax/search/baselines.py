@@ -34,39 +34,59 @@ NLFS or a GAN search call it the same way with their candidate.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from glojax import losses
+from glojax import workdir as workdir_lib
 from glojax.analysis import scale as scale_lib
 from glojax.search import es as es_lib
 from glojax.train import protocol
-from glojax.train.population import evaluate_population
+from glojax.train.population import evaluate_population, programs
 from glojax.train.trainer import ScaledLearningRate, TrainConfig, Trainer
 
 DEFAULT_BASELINES = ("cross_entropy", "cross_entropy@tuned")
 TUNING_METHODS = ("cma", "grid")
 TUNING_FILE = "lr_tuning.json"
+# ``final.tuning``: ``budget`` partial trainings per ``@tuned`` search (0: as many as
+# the loss search ran), ``population_size`` per generation (0: the search's),
+# ``method`` ("cma" or "grid"), ``sigma`` (CMA-ES σ0 in ln(lr) units), ``decades``
+# (the grid's half-width).
+TUNING_DEFAULTS = {"budget": 0, "population_size": 0, "method": "cma", "sigma": 1.0,
+                   "decades": 1.5}
+_PURPOSE_TUNE = 0x7a11
 
 
 def final_defaults() -> dict:
-  """The keys :func:`final_comparison` adds to a search's ``final`` config section.
+  """``final.baselines`` and ``final.tuning`` with their defaults."""
+  return {"baselines": DEFAULT_BASELINES, "tuning": dict(TUNING_DEFAULTS)}
 
-  * ``baselines``: rows to compare with (module docstring).
-  * ``tuning.budget``: partial trainings of each ``@tuned`` search; 0 = as many as the
-    loss search trained.
-  * ``tuning.population_size``: candidates per generation; 0 = the loss search's.
-  * ``tuning.method``: ``"cma"`` or ``"grid"``; ``tuning.sigma``: CMA-ES σ0 in
-    ``ln(lr)`` units; ``tuning.decades``: the grid's half-width in decades.
+
+@dataclasses.dataclass(frozen=True)
+class TuningContext:
+  """What a search lends its ``@tuned`` baselines (``Search.final_tuning``).
+
+  Attributes:
+    budget: partial trainings the loss search ran (None: unknown; then
+      ``final.tuning.budget`` must be set).
+    population_size: the search's candidates per generation.
+    nan_retries: the search's retries of a NaN training (same fitness definition).
+    policy: the search's ES policy (:mod:`glojax.search.es`).
+    seed: the search's seed (the tuning's key derives from it).
   """
-  return {"baselines": DEFAULT_BASELINES,
-          "tuning": {"budget": 0, "population_size": 0, "method": "cma", "sigma": 1.0,
-                     "decades": 1.5}}
+  budget: Optional[int]
+  population_size: int
+  nan_retries: int = 0
+  policy: es_lib.Policy = es_lib.Policy()
+  seed: int = 0
+
+  @property
+  def key(self) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(self.seed), _PURPOSE_TUNE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +137,16 @@ def validate_final(final: dict) -> list[Baseline]:
     ValueError: naming the key and value.
   """
   entries = final["baselines"]
-  if isinstance(entries, str):
-    entries = [e for e in entries.split(",") if e.strip()]
-  if not isinstance(entries, (list, tuple)) or not entries:
-    raise ValueError(f"config.final.baselines={final['baselines']!r} must be a non-empty "
-                     f"list of loss specs, e.g. {list(DEFAULT_BASELINES)}")
+  if not isinstance(entries, (list, tuple)):
+    raise ValueError(f"config.final.baselines={final['baselines']!r} must be a list of "
+                     f"loss specs, e.g. {list(DEFAULT_BASELINES)}")
   parsed = [parse_baseline(e) for e in entries]
   if len({b.entry for b in parsed}) != len(parsed):
     raise ValueError(f"config.final.baselines={list(entries)!r} lists an entry twice")
   t = final["tuning"]
+  if not isinstance(t, Mapping) or set(t) != set(TUNING_DEFAULTS):
+    raise ValueError(f"config.final.tuning={t!r} must be a dict with keys "
+                     f"{sorted(TUNING_DEFAULTS)}")
   for key in ("budget", "population_size"):
     v = t[key]
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 or \
@@ -176,7 +197,8 @@ def _trainer(model, dataset, loss_fn, train_config: TrainConfig) -> Trainer:
   if key not in _TRAINERS:
     if len(_TRAINERS) >= _MAX_TRAINERS:
       _TRAINERS.pop(next(iter(_TRAINERS)))
-    _TRAINERS[key] = (Trainer(model, dataset, loss_fn, train_config), model, dataset)
+    _TRAINERS[key] = (Trainer(model, dataset, loss_fn, train_config), model, dataset,
+                      loss_fn)
   return _TRAINERS[key][0]
 
 
@@ -300,13 +322,12 @@ def _unwrap(loss_params) -> tuple[Any, float]:
 
 def _train_state(trainer: Trainer, loss_params, key: jax.Array):
   """One network trained for ``trainer.config.steps`` steps; its final TrainState."""
-  state = trainer.init(key)
-  chunk = trainer.__dict__.setdefault(
-      "_single_chunk", jax.jit(trainer.train_chunk, static_argnames="num_steps"))
+  single = programs(trainer, "single")  # compiled once per trainer (cached)
+  state = single.init(key)
   done, total = 0, trainer.config.steps
   while done < total:
     n = min(trainer.config.steps_per_call, total - done)
-    state = chunk(state, loss_params, trainer.data, num_steps=n)
+    state = single.chunk(n)(state, loss_params, trainer.data)
     done += n
   return state
 
@@ -342,29 +363,44 @@ def candidate_effective_learning_rate(candidate: protocol.LossUnderTest, model, 
 def _tuning_record(workdir: Optional[str]) -> dict:
   if workdir is None:
     return {}
-  path = os.path.join(workdir, TUNING_FILE)
   try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
+    return workdir_lib.read_json(os.path.join(workdir, TUNING_FILE))
+  except (OSError, ValueError):  # absent or damaged: tune again
     return {}
+
+
+def resolve_tuning(tuning: Mapping, context: Optional[TuningContext]
+                   ) -> tuple[int, int, TuningContext]:
+  """``(budget, population_size, context)`` of the ``@tuned`` searches: the
+  ``final.tuning`` values, or the search's where those are 0.
+
+  Raises:
+    ValueError: if the budget is 0 and the search reports none.
+  """
+  context = context or TuningContext(budget=None, population_size=20)
+  budget = tuning["budget"] or context.budget
+  if not budget:
+    raise ValueError("config.final.tuning.budget=0 means 'as many partial trainings as "
+                     "the search ran', but this search reports none; set "
+                     "config.final.tuning.budget")
+  return int(budget), int(tuning["population_size"] or context.population_size), context
 
 
 def final_comparison(candidate: protocol.LossUnderTest, *, model, dataset,
                      search_train_config: TrainConfig, final_train_config: TrainConfig,
                      baselines: Sequence[str], repeats: int, seed: int,
-                     tuning: dict, tuning_budget: int, tuning_population: int,
-                     tuning_key: jax.Array, strategy: str = "auto",
-                     model_name: Optional[str] = None, nan_retries: int = 0,
-                     policy: es_lib.Policy = es_lib.Policy(),
+                     tuning: Mapping = TUNING_DEFAULTS,
+                     context: Optional[TuningContext] = None,
+                     fallback: Optional[protocol.LossUnderTest] = None,
+                     strategy: str = "auto", model_name: Optional[str] = None,
                      alternative: str = "greater", workdir: Optional[str] = None,
                      log: Callable[[str], None] = print) -> dict:
   """The final protocol of a search: candidate vs every baseline, fairly.
 
   1. Each ``@tuned`` baseline gets its learning rate from :func:`tune_learning_rate`
-     (``tuning_budget`` partial trainings of ``search_train_config``, validation only;
-     its trace is kept in ``workdir/lr_tuning.json`` so an interrupted tuning resumes
-     and a finished one is reused).
+     (the search's budget of partial trainings of ``search_train_config``, validation
+     only; its trace is kept in ``workdir/lr_tuning.json``, so an interrupted tuning
+     resumes and a finished one is reused).
   2. The candidate and every baseline train ``repeats`` times with
      ``final_train_config`` on the test protocol
      (:func:`glojax.train.protocol.compare_all`).
@@ -377,13 +413,12 @@ def final_comparison(candidate: protocol.LossUnderTest, *, model, dataset,
     model, dataset: what to train.
     search_train_config: the loss search's partial training (fitness definition).
     final_train_config: the full training of the test protocol.
-    baselines: ``final.baselines`` entries.
+    baselines: ``final.baselines`` entries; empty: compare with ``fallback``.
     repeats, seed, alternative: the test protocol (``final.repeats``, ...).
-    tuning: the ``final.tuning`` section (method, sigma, decades).
-    tuning_budget: partial trainings per tuned baseline (the loss search's count).
-    tuning_population: candidates per tuning generation.
-    tuning_key: PRNG key of the tuning.
-    strategy, model_name, nan_retries, policy: the loss search's settings.
+    tuning: the ``final.tuning`` section.
+    context: the search's budget, population, retries, ES policy and seed.
+    fallback: the search's own baseline.
+    strategy, model_name: the population strategy of every training.
     workdir: the run's folder (None: nothing is written).
     log: progress printer.
 
@@ -393,10 +428,9 @@ def final_comparison(candidate: protocol.LossUnderTest, *, model, dataset,
     and ``"table"`` (the printed report).
 
   Raises:
-    ValueError: for a bad baseline entry or tuning setting.
+    ValueError: for a bad baseline entry or tuning setting, or no baseline at all.
   """
-  from glojax.search import common
-  parsed = validate_final({"baselines": list(baselines), "tuning": tuning})
+  parsed = validate_final({"baselines": list(baselines), "tuning": dict(tuning)})
   lr0 = search_train_config.learning_rate
   record = _tuning_record(workdir)
   tuned: dict[str, dict] = {}
@@ -405,53 +439,64 @@ def final_comparison(candidate: protocol.LossUnderTest, *, model, dataset,
     loss_fn, params = losses.get_parameterized(b.spec)
     lr = b.learning_rate
     if b.tuned:
-      settings = {"spec": b.spec, "budget": int(tuning_budget),
-                  "population_size": int(tuning_population), "method": tuning["method"],
-                  "sigma": tuning["sigma"], "decades": tuning["decades"],
-                  "train": dataclasses.asdict(search_train_config),
-                  "policy": dataclasses.asdict(policy),
-                  "key": np.asarray(tuning_key).tolist()}
-      settings = json.loads(json.dumps(settings))  # as stored: tuples become lists
-      previous = record.get(b.entry, {})
-      trace = previous.get("trace") if previous.get("settings") == settings else None
-      log(f"tuning the learning rate of {b.spec}: {tuning_budget} partial trainings of "
-          f"{search_train_config.steps} steps (as the loss search), validation split, "
-          f"{tuning['method']}" + (f" (resuming after {len(trace)} generations)"
-                                   if trace else ""))
-
-      def persist(tr, entry=b.entry, settings=settings):
-        if workdir is not None:
-          record[entry] = {"settings": settings, "trace": tr}
-          common.write_json(os.path.join(workdir, TUNING_FILE), record)
-
-      result = tune_learning_rate(
-          model, dataset, search_train_config, int(tuning_budget), tuning_key,
-          loss=b.spec, population_size=int(tuning_population), method=tuning["method"],
-          sigma=tuning["sigma"], decades=tuning["decades"], strategy=strategy,
-          model_name=model_name, nan_retries=nan_retries, policy=policy, trace=trace,
-          on_generation=persist, log=log)
-      persist(result.trace)
-      lr = result.learning_rate
-      tuned[b.entry] = {"learning_rate": lr, "validation_fitness": result.fitness,
-                        "budget": result.evaluations, "method": tuning["method"],
-                        "trace": result.trace}
-      log(f"tuned learning rate of {b.spec}: {lr:.4g} (validation {result.fitness:.4f}, "
-          f"{result.evaluations} partial trainings)")
+      lr, tuned[b.entry] = _tuned_rate(b, model, dataset, search_train_config, tuning,
+                                       context, strategy, model_name, record, workdir,
+                                       log)
     # Always wrapped (scale 1.0 is exact): rows of one loss then share one program.
     params = ScaledLearningRate(params, jnp.asarray((lr or lr0) / lr0, jnp.float32))
     arms.append(protocol.LossUnderTest(b.entry, loss_fn, params, b.spec,
-                                       learning_rate=lr if lr is not None else lr0))
+                                       learning_rate=lr or lr0))
+  if not arms:
+    if fallback is None:
+      raise ValueError("config.final.baselines is empty and the search names no "
+                       "baseline")
+    arms = [fallback]
   result = protocol.compare_all(candidate, arms, model=model, dataset=dataset,
                                 train_config=final_train_config, repeats=repeats,
                                 seed=seed, strategy=strategy, model_name=model_name,
                                 alternative=alternative, log=log, make_trainer=_trainer)
-  elr = candidate_effective_learning_rate(candidate, model, dataset, search_train_config,
-                                          jax.random.split(jax.random.PRNGKey(seed),
-                                                           repeats)[0])
   result["tuning"] = tuned
-  result["effective_learning_rate"] = elr
+  result["effective_learning_rate"] = candidate_effective_learning_rate(
+      candidate, model, dataset, search_train_config,
+      jax.random.split(jax.random.PRNGKey(seed), repeats)[0])
   result["table"] = format_report(result, lr0)
   return result
+
+
+def _tuned_rate(b: Baseline, model, dataset, search_train_config, tuning, context,
+                strategy, model_name, record: dict, workdir, log) -> tuple[float, dict]:
+  """Runs (or reuses) the learning-rate search of one ``@tuned`` baseline."""
+  budget, population, context = resolve_tuning(tuning, context)
+  settings = workdir_lib.to_jsonable({
+      "spec": b.spec, "budget": budget, "population_size": population,
+      "method": tuning["method"], "sigma": tuning["sigma"], "decades": tuning["decades"],
+      "train": dataclasses.asdict(search_train_config), "nan_retries": context.nan_retries,
+      "policy": dataclasses.asdict(context.policy), "seed": context.seed,
+      "strategy": strategy})
+  previous = record.get(b.entry, {})
+  trace = previous.get("trace") if previous.get("settings") == settings else None
+  log(f"tuning the learning rate of {b.spec}: {budget} partial trainings of "
+      f"{search_train_config.steps} steps (the loss search's budget), validation split, "
+      f"{tuning['method']}" + (f" (reusing {len(trace)} finished generations)"
+                               if trace else ""))
+
+  def persist(tr):
+    if workdir is not None:
+      record[b.entry] = {"settings": settings, "trace": tr}
+      workdir_lib.write_json(os.path.join(workdir, TUNING_FILE), record)
+
+  result = tune_learning_rate(
+      model, dataset, search_train_config, budget, context.key, loss=b.spec,
+      population_size=population, method=tuning["method"], sigma=tuning["sigma"],
+      decades=tuning["decades"], strategy=strategy, model_name=model_name,
+      nan_retries=context.nan_retries, policy=context.policy, trace=trace,
+      on_generation=persist, log=log)
+  persist(result.trace)
+  log(f"tuned learning rate of {b.spec}: {result.learning_rate:.4g} (validation "
+      f"{result.fitness:.4f}, {result.evaluations} partial trainings)")
+  return result.learning_rate, {
+      "learning_rate": result.learning_rate, "validation_fitness": result.fitness,
+      "budget": result.evaluations, "method": tuning["method"], "trace": result.trace}
 
 
 def format_report(result: dict, base_learning_rate: float) -> str:

@@ -4,6 +4,14 @@ Dissertation §3.3 / §5.3: the best-validation loss is retrained with full trai
 ``R`` times (10 in the papers), as is the baseline (cross-entropy); their test
 accuracies are compared with a one-tailed Welch t-test (eqs. 3.3–3.5). The R runs of
 each loss train as one population (:func:`~glojax.train.population.evaluate_population`).
+
+**Failed runs** (one rule for the final protocol and ``experiments/train.py``): a run
+whose training produced NaN/inf is rerun with the key :func:`retry_key` ``(key,
+attempt)``, up to ``retries`` extra attempts per run — the dissertation reruns failed
+trainings until enough succeed; glojax bounds the reruns so a loss that always fails
+cannot loop forever. A run that still fails is reported (``failed``) and left out of
+the mean, the standard deviation and the t-test (:func:`summarize`): it is not counted
+as accuracy 0, which would mix "diverged" into "trained badly".
 """
 
 from __future__ import annotations
@@ -47,17 +55,49 @@ def _progress_printer(name: str, log: Callable[[str], None]):
   return progress
 
 
-def summarize(accuracies) -> dict:
-  """``{"runs": [...], "mean": m, "std": s}`` with the sample std (ddof=1)."""
+DEFAULT_RETRIES = 2
+
+
+def retry_key(key: jax.Array, attempt: int) -> jax.Array:
+  """The key of rerun ``attempt`` (1, 2, ...) of a failed run with key ``key``
+  (``evaluate_population``'s retries use the same rule)."""
+  return jax.random.fold_in(key, attempt)
+
+
+def summarize(accuracies, finite=None) -> dict:
+  """Summary of R runs under the failed-run rule (module docstring).
+
+  Args:
+    accuracies: ``float[R]`` test accuracy per run.
+    finite: ``bool[R]``, False for a run that failed after its retries (default: all
+      succeeded).
+
+  Returns:
+    ``{"runs": accuracies of the successful runs, "mean", "std" (sample std, ddof=1),
+    "failed": number of failed runs}``; ``mean`` is None without a successful run and
+    ``std`` None with fewer than two.
+  """
   acc = np.asarray(accuracies, np.float64)
-  return {"runs": acc.tolist(), "mean": float(acc.mean()),
-          "std": float(acc.std(ddof=1)) if acc.size > 1 else 0.0}
+  ok = np.ones(acc.shape, bool) if finite is None else np.asarray(finite, bool)
+  good = acc[ok]
+  return {"runs": good.tolist(), "mean": float(good.mean()) if good.size else None,
+          "std": float(good.std(ddof=1)) if good.size > 1 else None,
+          "failed": int(np.sum(~ok))}
+
+
+def welch(a, b, alternative: str) -> dict:
+  """Welch's t-test of two summaries' runs; all None with fewer than two successful
+  runs on a side."""
+  if len(a) < 2 or len(b) < 2:
+    return {"t": None, "dof": None, "p": None, "alternative": alternative}
+  return {**welch_ttest(a, b, alternative=alternative)._asdict(),
+          "alternative": alternative}
 
 
 def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset,
             train_config, repeats: int = 10, seed: int = 0, strategy: str = "auto",
             model_name: Optional[str] = None, alternative: str = "greater",
-            log: Callable[[str], None] = print) -> dict:
+            retries: int = DEFAULT_RETRIES, log: Callable[[str], None] = print) -> dict:
   """Trains ``candidate`` and ``baseline`` ``repeats`` times each and compares them.
 
   Both losses use the same ``repeats`` PRNG keys (same initial weights and batch
@@ -71,11 +111,13 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     strategy: population strategy for the R runs (see ``evaluate_population``).
     model_name: registry name of the model (for ``strategy="auto"``).
     alternative: Welch alternative for candidate vs baseline (``"greater"``).
+    retries: reruns of a failed run (the failed-run rule, module docstring).
     log: progress printer.
 
   Returns:
     JSON-able dict: per loss ``{"name", "spec", "runs", "mean", "std", "failed"}``
-    (test accuracy, fraction in [0, 1]; failed runs count as 0), and ``"welch"``
+    (test accuracy, fraction in [0, 1], of the successful runs; ``failed`` runs
+    failed after their retries, see :func:`summarize`), and ``"welch"``
     ``{"t", "dof", "p", "alternative"}``.
 
   Raises:
@@ -96,12 +138,14 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     log(f"final protocol: training {loss.name} {repeats}× for {train_config.steps} steps")
     result = evaluate_population(trainer, params, keys, strategy=strategy,
                                  split="test", model_name=model_name,
+                                 nan_retries=retries,
                                  progress=_progress_printer(loss.name, log))
-    out[role] = {"name": loss.name, "spec": loss.spec, **summarize(result.fitness),
-                 "failed": result.num_failed}
-  out["welch"] = {**welch_ttest(out["candidate"]["runs"], out["baseline"]["runs"],
-                                alternative=alternative)._asdict(),
-                  "alternative": alternative}
+    out[role] = {"name": loss.name, "spec": loss.spec,
+                 **summarize(result.fitness, result.metrics["finite"])}
+    if out[role]["failed"]:
+      log(f"final protocol: {out[role]['failed']} of {repeats} {loss.name} runs failed "
+          f"(NaN/inf) after {retries} reruns each; left out of the statistics")
+  out["welch"] = welch(out["candidate"]["runs"], out["baseline"]["runs"], alternative)
   out["repeats"] = repeats
   out["steps"] = train_config.steps
   return out
@@ -111,11 +155,16 @@ def format_table(result: dict) -> str:
   """The comparison as a small text table (mean, std, p)."""
   c, b, w = result["candidate"], result["baseline"], result["welch"]
   width = max(len(c["name"]), len(b["name"]), 4)
+  num = lambda v: "    n/a" if v is None else f"{v:7.4f}"
   lines = [f"Test accuracy after {result['steps']} steps, {result['repeats']} runs each",
            f"{'loss':<{width}}  {'mean':>7}  {'std':>7}  {'failed':>6}",
-           f"{c['name']:<{width}}  {c['mean']:7.4f}  {c['std']:7.4f}  {c['failed']:6d}",
-           f"{b['name']:<{width}}  {b['mean']:7.4f}  {b['std']:7.4f}  {b['failed']:6d}"]
+           f"{c['name']:<{width}}  {num(c['mean'])}  {num(c['std'])}  {c['failed']:6d}",
+           f"{b['name']:<{width}}  {num(b['mean'])}  {num(b['std'])}  {b['failed']:6d}"]
   sign = {"greater": ">", "less": "<", "two-sided": "≠"}[w["alternative"]]
+  if w["p"] is None:
+    lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): not computed (fewer "
+                 "than two successful runs of a loss)")
+    return "\n".join(lines)
   verdict = ("significant" if np.isfinite(w["p"]) and w["p"] < 0.05 else
              "not significant")
   lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): t = {w['t']:.3f}, "
@@ -126,26 +175,29 @@ def format_table(result: dict) -> str:
 def compare_all(candidate: LossUnderTest, baselines: Sequence[LossUnderTest], *, model,
                 dataset, train_config, repeats: int = 10, seed: int = 0,
                 strategy: str = "auto", model_name: Optional[str] = None,
-                alternative: str = "greater", log: Callable[[str], None] = print,
+                alternative: str = "greater", retries: int = DEFAULT_RETRIES,
+                log: Callable[[str], None] = print,
                 make_trainer: Callable[..., Trainer] = Trainer) -> dict:
   """Trains ``candidate`` and every baseline ``repeats`` times; Welch's test vs each.
 
   Every loss uses the same ``repeats`` PRNG keys (same initial weights and batch order
-  per run index) and the test split, as :func:`compare`.
+  per run index), the test split and the failed-run rule (module docstring), as
+  :func:`compare`.
 
   Args:
     candidate: the loss under test.
     baselines: one or more comparison losses (names must be distinct).
     model, dataset, train_config, repeats, seed, strategy, model_name, alternative,
-      log: as for :func:`compare`.
+      retries, log: as for :func:`compare`.
     make_trainer: ``(model, dataset, loss_fn, train_config) -> Trainer`` (a caching
-      factory lets reruns in one process skip compiling).
+      factory lets reruns in one process skip compiling). Losses sharing a
+      ``loss_fn`` share one trainer.
 
   Returns:
     JSON-able dict: ``"candidate"`` and ``"baselines"`` (list) rows ``{"name", "spec",
-    "learning_rate", "runs", "mean", "std", "failed"}`` (test accuracy; failed runs
-    count as 0); ``"comparisons"``: per baseline ``{"baseline", "t", "dof", "p",
-    "alternative"}`` (candidate vs that baseline); ``"repeats"``, ``"steps"``. For
+    "learning_rate", "runs", "mean", "std", "failed"}`` (:func:`summarize`);
+    ``"comparisons"``: per baseline ``{"baseline", "t", "dof", "p", "alternative"}``
+    (candidate vs that baseline, :func:`welch`); ``"repeats"``, ``"steps"``. For
     readers of :func:`compare`'s format, ``"baseline"`` and ``"welch"`` repeat the first
     baseline's row and test.
 
@@ -163,26 +215,28 @@ def compare_all(candidate: LossUnderTest, baselines: Sequence[LossUnderTest], *,
     raise ValueError(f"compare_all needs ≥ 1 baseline and distinct names, got {names}")
   keys = jax.random.split(jax.random.PRNGKey(seed), repeats)
   rows = []
-  trainers: dict[int, Trainer] = {}  # losses sharing a loss_fn share compiled programs
+  trainers: dict[int, Trainer] = {}
   for loss in (candidate, *baselines):
     if id(loss.loss_fn) not in trainers:
       trainers[id(loss.loss_fn)] = make_trainer(model, dataset, loss.loss_fn, train_config)
-    trainer = trainers[id(loss.loss_fn)]
     params = jax.tree_util.tree_map(
         lambda a: jnp.broadcast_to(jnp.asarray(a), (repeats,) + jnp.shape(a)),
         loss.loss_params)
     lr = train_config.learning_rate if loss.learning_rate is None else loss.learning_rate
     log(f"final protocol: training {loss.name} (lr {lr:.4g}) {repeats}× for "
         f"{train_config.steps} steps")
-    result = evaluate_population(trainer, params, keys, strategy=strategy,
-                                 split="test", model_name=model_name,
+    result = evaluate_population(trainers[id(loss.loss_fn)], params, keys,
+                                 strategy=strategy, split="test", model_name=model_name,
+                                 nan_retries=retries,
                                  progress=_progress_printer(loss.name, log))
-    rows.append({"name": loss.name, "spec": loss.spec, "learning_rate": float(lr),
-                 **summarize(result.fitness), "failed": result.num_failed})
-  comparisons = [{"baseline": b["name"],
-                  **welch_ttest(rows[0]["runs"], b["runs"],
-                                alternative=alternative)._asdict(),
-                  "alternative": alternative} for b in rows[1:]]
+    row = {"name": loss.name, "spec": loss.spec, "learning_rate": float(lr),
+           **summarize(result.fitness, result.metrics["finite"])}
+    if row["failed"]:
+      log(f"final protocol: {row['failed']} of {repeats} {loss.name} runs failed "
+          f"(NaN/inf) after {retries} reruns each; left out of the statistics")
+    rows.append(row)
+  comparisons = [{"baseline": b["name"], **welch(rows[0]["runs"], b["runs"], alternative)}
+                 for b in rows[1:]]
   return {"candidate": rows[0], "baselines": rows[1:], "comparisons": comparisons,
           "baseline": rows[1], "welch": comparisons[0], "repeats": repeats,
           "steps": train_config.steps}
@@ -190,21 +244,24 @@ def compare_all(candidate: LossUnderTest, baselines: Sequence[LossUnderTest], *,
 
 def format_comparison(result: dict) -> str:
   """:func:`compare_all`'s result as a text table: one row per loss (learning rate,
-  mean, std, failed runs, Welch p of the candidate against that row)."""
+  mean, std, failed runs, Welch t and p of the candidate against that row)."""
   c, rows = result["candidate"], [result["candidate"], *result["baselines"]]
   tests = {w["baseline"]: w for w in result["comparisons"]}
-  alternative = result["comparisons"][0]["alternative"]
-  sign = {"greater": ">", "less": "<", "two-sided": "≠"}[alternative]
+  sign = {"greater": ">", "less": "<", "two-sided": "≠"}[
+      result["comparisons"][0]["alternative"]]
   width = max(max(len(r["name"]) for r in rows), 4)
+  num = lambda v, f="7.4f": f"{'n/a':>{f.split('.')[0]}}" if v is None else f"{v:{f}}"
   lines = [f"Test accuracy after {result['steps']} steps, {result['repeats']} runs each; "
-           f"p: one Welch t-test per row, H1 {c['name']} {sign} row",
+           f"t, p: Welch's test of H1 {c['name']} {sign} that row",
            f"{'loss':<{width}}  {'lr':>8}  {'mean':>7}  {'std':>7}  {'failed':>6}  "
            f"{'t':>7}  {'p':>9}"]
   for r in rows:
-    w = tests.get(r["name"]) if r is not c else None
-    stat = (f"  {w['t']:7.3f}  {w['p']:9.3g}{' *' if np.isfinite(w['p']) and w['p'] < 0.05 else ''}"
-            if w else "")
-    lines.append(f"{r['name']:<{width}}  {r['learning_rate']:8.4g}  {r['mean']:7.4f}  "
-                 f"{r['std']:7.4f}  {r['failed']:6d}{stat}")
-  lines.append("(* significant at 0.05)")
+    w = None if r is c else tests[r["name"]]
+    stat = ""
+    if w is not None:
+      star = " *" if w["p"] is not None and np.isfinite(w["p"]) and w["p"] < 0.05 else ""
+      stat = f"  {num(w['t'], '7.3f')}  {num(w['p'], '9.3g')}{star}"
+    lines.append(f"{r['name']:<{width}}  {r['learning_rate']:8.4g}  {num(r['mean'])}  "
+                 f"{num(r['std'])}  {r['failed']:6d}{stat}")
+  lines.append("(* significant at 0.05; failed runs are left out of mean, std and test)")
   return "\n".join(lines)

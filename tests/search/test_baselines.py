@@ -135,10 +135,18 @@ def test_parse_and_validate_baselines():
   final = baselines.final_defaults()
   assert [b.entry for b in baselines.validate_final(final)] == list(
       baselines.DEFAULT_BASELINES)
+  assert baselines.validate_final({**final, "baselines": []}) == []  # the search's own
   for bad, match in ((["nope"], "'nope'"), (["cross_entropy@fast"], "after '@'"),
-                     ([], "non-empty"), (["cross_entropy"] * 2, "twice")):
+                     ("cross_entropy", "list"), (["cross_entropy"] * 2, "twice")):
     with pytest.raises(ValueError, match=match):
       baselines.validate_final({**final, "baselines": bad})
+  with pytest.raises(ValueError, match="keys"):
+    baselines.validate_final({**final, "tuning": {"budget": 3}})
+  with pytest.raises(ValueError, match="tuning.budget=0"):
+    baselines.resolve_tuning(baselines.TUNING_DEFAULTS,
+                             baselines.TuningContext(budget=None, population_size=4))
+  assert baselines.resolve_tuning({**baselines.TUNING_DEFAULTS, "budget": 5},
+                                  baselines.TuningContext(None, 4))[:2] == (5, 4)
   with pytest.raises(ValueError, match="tuning.method='random'"):
     baselines.validate_final({**final, "tuning": {**final["tuning"], "method": "random"}})
   with pytest.raises(ValueError, match="budget=-1"):
@@ -154,8 +162,8 @@ def test_final_comparison_rows_tests_and_reuse(mlp, tiny_mnist, tmp_path, monkey
   kwargs = dict(model=mlp, dataset=tiny_mnist, search_train_config=CFG,
                 final_train_config=CFG,
                 baselines=["cross_entropy", "cross_entropy@tuned", "cross_entropy@0.3"],
-                repeats=3, seed=0, tuning=baselines.final_defaults()["tuning"],
-                tuning_budget=6, tuning_population=3, tuning_key=jax.random.PRNGKey(9),
+                repeats=3, seed=0, tuning=baselines.TUNING_DEFAULTS,
+                context=baselines.TuningContext(budget=6, population_size=3, seed=9),
                 workdir=str(tmp_path), **QUIET)
   rec = _Recorder(monkeypatch)
   result = baselines.final_comparison(candidate, **kwargs)
