@@ -130,7 +130,9 @@ def test_binary_end_to_end_and_clear_errors(tmp_path):
   res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
   assert res.returncode == 0, res.stderr
   assert "gen   1/2" in res.stdout and "gen   2/2" in res.stdout
-  assert "Welch t-test (taylorglo > cross_entropy)" in res.stdout
+  assert "Welch's test of H1 taylorglo > that row" in res.stdout
+  for row in ("cross_entropy ", "cross_entropy@tuned ", "effective learning rate"):
+    assert row in res.stdout
   bad = subprocess.run(cmd[:3] + [f"--workdir={tmp_path / 'bad'}",
                                   "--config.dataset.name=cifar_typo"],
                        capture_output=True, text=True, env=env, timeout=120)
