@@ -137,6 +137,9 @@ def run(final: FinalConfig, candidate: protocol.LossUnderTest,
       log=log)
   # Keys sorted, as config.json has them (ml_collections' order).
   result["final_config"] = dict(sorted(final.to_dict().items()))
+  # As final.json holds it (tuples as lists, NaN as null): a rerun that reuses the
+  # file returns the same value.
+  result = workdir_lib.to_jsonable(result)
   workdir_lib.write_json(os.path.join(workdir, FINAL_FILE), result)
   log(result["table"])
   return result
