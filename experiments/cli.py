@@ -13,6 +13,8 @@ from typing import Callable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import compile_cache  # defines --compilation_cache
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder; rerunning on it resumes.")
@@ -34,6 +36,7 @@ def run_search(argv, run: Callable) -> None:
   except OSError as e:
     _config_load_error(e)
   try:
+    compile_cache.enable_from_flags()
     run(config, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
   except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     print(f"error: {e}", file=sys.stderr, flush=True)

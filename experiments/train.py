@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from experiments import compile_cache  # noqa: E402  (defines --compilation_cache)
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/train_*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder; rerunning on it resumes.")
@@ -36,6 +38,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from glojax.train import experiment
   try:
+    compile_cache.enable_from_flags()
     experiment.run(_CONFIG.value, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
   except (ValueError, FileNotFoundError) as e:  # bad config / missing data: no traceback
     print(f"error: {e}", file=sys.stderr, flush=True)
