@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glojax import models
-from glojax.models.pooling import max_pool
+from glojax.models.pooling import max_pool, relu_max_pool
 
 # (input shape, window = stride, padding): odd and even sizes, 1-D/2-D/3-D, both paddings.
 CASES = [
@@ -66,6 +66,20 @@ def test_tied_maximum_splits_the_gradient_evenly():
 
 
 @pytest.mark.parametrize("window,strides,padding", [
+    ((2, 2), (2, 2), "VALID"), ((2, 2), (2, 2), "SAME"), ((3, 3), (2, 2), "SAME")])
+def test_relu_max_pool_is_max_pool_of_relu(window, strides, padding):
+  x = _normal(6, (2, 7, 9, 3))
+  ref_fn = lambda x: nn.max_pool(nn.relu(x), window, strides=strides, padding=padding)
+  ours_fn = lambda x: relu_max_pool(x, window, strides, padding)
+  np.testing.assert_array_equal(jax.jit(ours_fn)(x), jax.jit(ref_fn)(x))
+  cot = _normal(7, jax.eval_shape(ref_fn, x).shape)
+  grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(cot * f(x))))(x)
+  # Equal everywhere: where the window max is <= 0 both give 0 (ReLU's gradient at the
+  # tied zeros of max(relu(x)) is 0).
+  np.testing.assert_array_equal(grad(ours_fn), grad(ref_fn))
+
+
+@pytest.mark.parametrize("window,strides,padding", [
     ((3, 3), (2, 2), "SAME"),            # overlapping (the GLO CIFAR CNN's pool)
     ((2, 2), (1, 1), "VALID"),
     ((2, 2), (2, 2), ((0, 1), (1, 0))),  # explicit padding
@@ -116,22 +130,26 @@ def test_models_take_the_fast_path_with_unchanged_counts(name, side, channels, c
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "mnist_cnn"])
-def test_models_outputs_and_gradients_unchanged(monkeypatch, name):
+def test_models_outputs_and_gradients_unchanged(monkeypatch, mnist5k, name):
   model = models.get(name, num_classes=10)
-  x = jnp.abs(_normal(4, (2, 12, 12, 1)))  # small: 3×3 after pools
-  labels = jnp.array([3, 7])
+  # Two random images (unique window maxima) and two real digits, whose zero background
+  # makes conv outputs equal to the bias over whole windows: tied maxima.
+  x = jnp.concatenate([jnp.abs(_normal(4, (2, 28, 28, 1))),
+                       jnp.asarray(mnist5k.train.images[:2])])
+  labels = jnp.array([3, 7, 1, 0])
   # One compiled init: eager flax init would compile every initializer separately.
   params = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.PRNGKey(5))["params"]
 
   def loss_and_grad():
     def loss(params):
       logits = model.apply({"params": params}, x, train=False)
-      return jnp.mean(-jax.nn.log_softmax(logits)[jnp.arange(2), labels]), logits
+      return jnp.mean(-jax.nn.log_softmax(logits)[jnp.arange(4), labels]), logits
     return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
 
   (ours_loss, ours_logits), ours_grad = loss_and_grad()
-  monkeypatch.setattr(models, "max_pool", lambda x, w, strides, padding="VALID":
-                      nn.max_pool(x, w, strides=strides, padding=padding))
+  # The textbook form: ReLU, then flax's pool.
+  monkeypatch.setattr(models, "relu_max_pool", lambda x, w, strides, padding="VALID":
+                      nn.max_pool(nn.relu(x), w, strides=strides, padding=padding))
   (ref_loss, ref_logits), ref_grad = loss_and_grad()
   np.testing.assert_allclose(ours_logits, ref_logits, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(ours_loss, ref_loss, rtol=1e-6)

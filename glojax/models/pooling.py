@@ -7,7 +7,8 @@ module). For the non-overlapping windows every pooling model here uses (window =
 stride, e.g. 2×2/2), the same result is a reshape to ``[..., H/k, k, W/k, k, C]`` and a
 max over the two window axes, whose gradient is an ordinary broadcast-compare — fast on
 CPU, GPU and TPU alike. Other windows (overlapping, strided differently) keep
-``nn.max_pool``.
+``nn.max_pool``. :func:`relu_max_pool` fuses the usual conv → ReLU → pool by applying
+the ReLU after the pool (equal values and gradients, 4× less ReLU work for 2×2 windows).
 """
 
 from __future__ import annotations
@@ -74,3 +75,18 @@ def max_pool(x, window_shape: Sequence[int], strides: Sequence[int] | None = Non
   split.append(channels)
   window_axes = tuple(2 + 2 * i for i in range(len(window)))
   return jnp.max(x.reshape(split), axis=window_axes)
+
+
+def relu_max_pool(x, window_shape: Sequence[int], strides: Sequence[int] | None = None,
+                  padding: Padding = "VALID"):
+  """``max_pool(relu(x))``, computed as ``relu(max_pool(x))``.
+
+  The two are equal (ReLU is monotone, so it commutes with the max), and so are their
+  gradients: both route the gradient to the window's maximum when it is positive and
+  give zero otherwise. The second form runs the ReLU and its gradient on the pooled
+  tensor, ``prod(window_shape)``× smaller — measurable when the pool's input is large
+  and the convolutions are small (the small CNN on CPU).
+
+  Args and returns: as :func:`max_pool`.
+  """
+  return nn.relu(max_pool(x, window_shape, strides, padding))
