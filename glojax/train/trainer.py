@@ -24,7 +24,7 @@ Models that sow ``intermediates/aux_logits`` (AllCNN-C with ``aux_heads=True``) 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -149,15 +149,19 @@ class Trainer:
     loss_fn: ``loss_fn(loss_params, logits, labels) -> float[batch]`` (per example);
       ``labels`` are one-hot ``float32[batch, num_classes]``.
     config: a :class:`TrainConfig`.
+    optimizer: optional optax transformation replacing the one built from ``config``
+      (e.g. ``optax.inject_hyperparams`` for a learning rate and momentum per member,
+      as population-based training needs).
   """
 
-  def __init__(self, model, dataset: Dataset, loss_fn: LossFn, config: TrainConfig):
+  def __init__(self, model, dataset: Dataset, loss_fn: LossFn, config: TrainConfig,
+               optimizer: Optional[optax.GradientTransformation] = None):
     self.model = model
     self.dataset = dataset
     self.loss_fn = loss_fn
     self.config = config
     self.num_classes = dataset.num_classes
-    self.optimizer = self._make_optimizer(config)
+    self.optimizer = self._make_optimizer(config) if optimizer is None else optimizer
     # Data is passed to compiled functions as arguments (never closed over: closed-over
     # arrays become compile-time constants).
     self.data = {
