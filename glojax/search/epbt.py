@@ -336,7 +336,8 @@ class EPBT:
       return next_generation(pop, key, self.space, self.ops)
     if self.cfg["search"]["method"] == "pbt":
       return pbt_exploit_explore(pop, key, self.space, self.ops)
-    return pop, {"is_child": jnp.zeros(self.p, bool)}
+    # Independent training: every member continues as itself.
+    return pop._replace(parent_id=pop.member_id), {"is_child": jnp.zeros(self.p, bool)}
 
   def step(self, state: EPBTState, key: jax.Array) -> tuple[EPBTState, dict]:
     """One generation: select (from the second on), train, evaluate.

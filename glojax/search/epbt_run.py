@@ -159,6 +159,24 @@ def method_label(cfg: dict) -> str:
   return s["method"]
 
 
+def run_config(cfg: dict, baseline: Optional[str], seed: int) -> dict:
+  """The config of one comparison run: ``cfg`` with ``seed``, the final comparison off,
+  and (unless ``baseline`` is None) the baseline's search settings.
+
+  A baseline that searches SGD's learning rate trains with a constant schedule (PBT's
+  learning rate replaces the schedule, as in the paper's baseline 3).
+  """
+  sub = copy.deepcopy(cfg)
+  sub["seed"] = seed
+  sub["final"]["enabled"] = False
+  if baseline is not None:
+    sub["search"].update({k: (list(v) if isinstance(v, tuple) else v)
+                          for k, v in BASELINES[baseline].items()})
+    if {"learning_rate", "momentum"} & set(sub["search"]["hparams"]):
+      sub["train"].update(schedule="constant", boundaries=[], warmup_steps=0)
+  return sub
+
+
 def compare(cfg: dict, workdir: str, main: dict, *, log=print,
             trainers: Optional[dict] = None) -> dict:
   """Runs ``final.seeds`` seeds of this search and of each baseline; compares them.
@@ -184,15 +202,7 @@ def compare(cfg: dict, workdir: str, main: dict, *, log=print,
       if name == main_name and seed == cfg["seed"]:
         res = main
       else:
-        sub = copy.deepcopy(cfg)
-        sub["seed"] = seed
-        sub["final"]["enabled"] = False
-        if name != main_name:
-          sub["search"].update({k: (list(v) if isinstance(v, tuple) else v)
-                                for k, v in BASELINES[name].items()})
-          if {"learning_rate", "momentum"} & set(sub["search"]["hparams"]):
-            # PBT's learning rate replaces the schedule (the paper's baseline 3).
-            sub["train"].update(schedule="constant", boundaries=[], warmup_steps=0)
+        sub = run_config(cfg, None if name == main_name else name, seed)
         tag = f"[{name} seed {seed}] "
         res = run(sub, os.path.join(workdir, "final", name, f"seed_{seed}"),
                   log=lambda m, tag=tag: log(tag + m) if m.startswith(

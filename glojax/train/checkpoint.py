@@ -13,6 +13,7 @@ background thread while the next generation trains) rather than one ``.npz``.
   step = ckpt.latest_step()                               # None if nothing committed
   state, meta = ckpt.restore(like=state)                  # like: same structure
 
+Zero-size arrays (e.g. an empty hyperparameter vector) are restored from ``like``.
 A step is visible only once it is complete: orbax writes into a temporary folder and
 renames it on commit, so a run killed mid-save resumes from the previous step. The
 ``like`` tree gives the structure (NamedTuples, optax states) and dtypes to restore
@@ -76,7 +77,7 @@ class Checkpointer:
     if latest is not None and step <= latest:
       raise ValueError(f"checkpoint step {step} is not newer than the latest saved step "
                        f"{latest} in {self.directory}")
-    args = ocp.args.Composite(state=ocp.args.StandardSave(tree),
+    args = ocp.args.Composite(state=ocp.args.StandardSave(_without_empty(tree)),
                               meta=ocp.args.JsonSave(dict(meta or {})))
     self._manager.save(int(step), args=args)
 
@@ -113,7 +114,8 @@ class Checkpointer:
     if step is None or step not in self._manager.all_steps():
       raise ValueError(f"no checkpoint step {step} in {self.directory} (have "
                        f"{self.steps()})")
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
+                                      _without_empty(like))
     args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                               meta=ocp.args.JsonRestore())
     try:
@@ -123,10 +125,9 @@ class Checkpointer:
       raise ValueError(f"checkpoint {os.path.join(self.directory, str(step))} does not "
                        f"match this run or is damaged ({type(e).__name__}: {first[:300]})"
                        ) from None
-    tree = out["state"]
-    got = [np.shape(x) for x in jax.tree_util.tree_leaves(tree)]
-    want = [np.shape(x) for x in jax.tree_util.tree_leaves(like)]
-    if got != want:
+    tree = _with_empty(out["state"], like)
+    if tree is None or [np.shape(x) for x in jax.tree_util.tree_leaves(tree)] != [
+        np.shape(x) for x in jax.tree_util.tree_leaves(like)]:
       raise ValueError(f"checkpoint {os.path.join(self.directory, str(step))} does not "
                        f"match this run (array shapes differ)")
     return tree, dict(out["meta"] or {})
@@ -141,6 +142,24 @@ class Checkpointer:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+def _without_empty(tree):
+  """``tree`` with zero-size arrays replaced by None (orbax cannot save them)."""
+  return jax.tree_util.tree_map(lambda a: None if np.size(a) == 0 else a, tree)
+
+
+def _with_empty(restored, like):
+  """Puts ``like``'s zero-size arrays back into a tree restored without them (None if
+  the restored tree does not have ``like``'s number of non-empty leaves)."""
+  leaves, treedef = jax.tree_util.tree_flatten(like)
+  got = jax.tree_util.tree_leaves(restored)
+  if len(got) != sum(np.size(a) != 0 for a in leaves):
+    return None
+  it = iter(got)
+  out = [jax.numpy.zeros(np.shape(a), a.dtype) if np.size(a) == 0 else next(it)
+         for a in leaves]
+  return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def save_pytree(directory: str, tree: Any, meta: Optional[Mapping[str, Any]] = None,
