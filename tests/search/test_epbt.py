@@ -26,10 +26,10 @@ def tiny_config():
   c = epbt.default_config()
   c.model.options = {"hidden": (8,)}
   c.train.batch_size = 32
-  c.train.steps_per_call = 5
+  c.train.steps_per_call = 2
   c.search.population_size = 4
   c.search.generations = 3
-  c.search.steps_per_generation = 10
+  c.search.steps_per_generation = 6
   c.search.strategy = "vmap"
   c.final.enabled = False
   return c
@@ -40,7 +40,7 @@ def quiet(_):
 
 
 def test_vectorized_training_equals_member_by_member(tiny_mnist):
-  config = TrainConfig(steps=20, batch_size=32, learning_rate=0.1, steps_per_call=5)
+  config = TrainConfig(steps=10, batch_size=32, learning_rate=0.1, steps_per_call=2)
   trainer = Trainer(models.get("mlp", num_classes=10, hidden=(8,)), tiny_mnist,
                     losses.taylorglo, config)
   k = 5  # unroll runs groups of 4: one full group and one padded
@@ -55,19 +55,19 @@ def test_vectorized_training_equals_member_by_member(tiny_mnist):
   alone = []
   for i in range(k):
     s = jax.tree_util.tree_map(lambda a: a[i], states)
-    for _ in range(20):
+    for _ in range(10):
       s = step(s, thetas[i], trainer.data)
     alone.append(s)
   for strategy in ("vmap", "unroll", "sequential"):
-    # 5 + 15 steps in two calls: a member continues from its own state.
-    mid = train_population_from(trainer, states, thetas, 5, strategy=strategy)
-    out = train_population_from(trainer, mid, thetas, 15, strategy=strategy)
+    # 4 + 6 steps in two calls: a member continues from its own state.
+    mid = train_population_from(trainer, states, thetas, 4, strategy=strategy)
+    out = train_population_from(trainer, mid, thetas, 6, strategy=strategy)
     for i in range(k):
       for a, b in zip(jax.tree_util.tree_leaves((out.params, out.opt_state, out.key)),
                       jax.tree_util.tree_leaves((alone[i].params, alone[i].opt_state,
                                                  alone[i].key))):
         np.testing.assert_allclose(a[i], b, rtol=2e-5, atol=2e-6)
-      assert int(out.step[i]) == 20
+      assert int(out.step[i]) == 10
   # And it is the same training evaluate_population does from scratch.
   metrics = evaluate_states(trainer, out, "validation", strategy="sequential")
   fresh = evaluate_population(trainer, thetas, keys, strategy="sequential", nan_retries=0)
@@ -117,7 +117,7 @@ def check_workdir(wd, out):
   log = common.read_log(wd)
   p = 4
   assert [r["children"] for r in log] == [0, 2, 2]   # p − k children, k = p/2
-  assert [r["steps_per_member"] for r in log] == [10, 20, 30]
+  assert [r["steps_per_member"] for r in log] == [6, 12, 18]
   for prev, rec in zip(log, log[1:]):
     for slot in range(p):
       pid = rec["parent_id"][slot]
@@ -162,7 +162,7 @@ def test_final_comparison_with_baselines(tmp_path):
       sub = os.path.join(wd, "final", name, f"seed_{seed}")
       with open(os.path.join(sub, "results.json")) as f:
         res = json.load(f)
-      assert res["steps_per_member"] == 30 and res["method"] == epbt.BASELINES[name]["method"]
+      assert res["steps_per_member"] == 18 and res["method"] == epbt.BASELINES[name]["method"]
       assert final["methods"][name]["runs"][seed] == res["best_test_accuracy"]
   sgd = common.read_log(os.path.join(wd, "final", "pbt_sgd", "seed_1"))
   lr = np.asarray(sgd[-1]["hparams"])[:, 0]
@@ -238,12 +238,13 @@ def test_paper_configs_at_tiny_scale(tmp_path):
   # sampling) at tiny scale on the embedded digits, with a small model.
   c.dataset.name, c.dataset.options = "mnist5k", {}
   c.model.name, c.model.options = "mlp", {"hidden": (8,)}
-  c.search.population_size, c.search.generations, c.search.steps_per_generation = 4, 2, 4
-  c.train.boundaries = (4, 6)
-  c.train.steps_per_call, c.train.batch_size, c.train.eval_batch_size = 4, 16, 250
+  c.search.population_size, c.search.generations, c.search.steps_per_generation = 4, 1, 4
+  c.search.strategy = "vmap"
+  c.train.boundaries = (2, 3)
+  c.train.steps_per_call, c.train.batch_size, c.train.eval_batch_size = 2, 16, 500
   c.final.enabled = False
   out = epbt_run.run(c, str(tmp_path / "paper"), log=quiet, trainers=TRAINERS)
-  assert out["steps_per_member"] == 8 and out["best_spec"]
+  assert out["steps_per_member"] == 4 and out["best_spec"]
   # Every baseline of every row is a valid run (PBT on SGD: constant schedule).
   for row in expected:
     cfg = epbt.validate_config(epbt_paper.get_config(row))
