@@ -73,7 +73,7 @@ def main(argv=None) -> int:
   # The same model, data, loss and optimizer; a fresh population of `steps` steps each.
   from glojax.train import Trainer
   t = search.trainer
-  trainer = Trainer(t.model, t.dataset, t.loss_fn, dataclasses.replace(t.config, steps=steps))
+  trainer = dataclasses.replace(t, config=dataclasses.replace(t.config, steps=steps))
   evaluate_population(trainer, thetas, keys, strategy=args.strategy, nan_retries=0)
   evp = []
   for _ in range(args.repeats):

@@ -87,7 +87,7 @@ def test_bad_inputs(tiny_mnist):
     evaluate_population(trainer, _thetas(3), jnp.zeros((3, 2), jnp.float32))
   with pytest.raises(ValueError, match="unknown split"):
     evaluate_population(trainer, _thetas(3), keys, split="dev")
-  with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer"):
+  with pytest.raises(ValueError, match=r"TrainConfig.steps=0 must be an integer ≥ 1"):
     TrainConfig(steps=0)
   with pytest.raises(ValueError, match="loop='fast'"):
     TrainConfig(loop="fast")
@@ -134,7 +134,7 @@ def test_unroll_groups_and_pads(tiny_mnist, monkeypatch):
   seq = evaluate_population(trainer, thetas, keys, strategy="sequential")
   assert unrolled.fitness.shape == (5,)
   np.testing.assert_allclose(unrolled.metrics["loss"], seq.metrics["loss"], rtol=1e-4)
-  programs = trainer._programs["unroll"]
+  programs = population.programs(trainer, "unroll")
   assert programs.init._cache_size() == 1  # one program size (2) for all three groups
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -42,9 +43,9 @@ import ml_collections
 import numpy as np
 import optax
 
+from glojax import config as config_lib
 from glojax import losses
 from glojax.analysis import lineage
-from glojax.search import common
 from glojax.search.epbt_ops import (
     EPBTOperators,
     PBTOperators,
@@ -56,13 +57,7 @@ from glojax.search.epbt_ops import (
     selection_score,
     with_optimizer_hparams,
 )
-from glojax.search.taylorglo import (
-    _check_int,
-    _check_model_builds,
-    _check_number,
-    cross_entropy_loss_fn,
-    taylorglo_loss_fn,
-)
+from glojax.search.taylorglo import cross_entropy_loss_fn, taylorglo_loss_fn
 from glojax.train.population import (
     evaluate_states,
     init_population,
@@ -124,8 +119,8 @@ def validate_config(config) -> dict:
       combinations the search cannot run, e.g. a searched learning rate with a
       learning-rate schedule).
   """
-  cfg = common.with_defaults(config, default_config())
-  common.check_names(cfg, STRATEGIES)
+  cfg = config_lib.with_defaults(config, default_config())
+  _check_names(cfg)
   s, f, t = cfg["search"], cfg["final"], cfg["train"]
   for key, allowed in (("method", METHODS), ("loss", LOSSES),
                        ("class_reduction", losses.CLASS_REDUCTIONS)):
@@ -182,7 +177,42 @@ def validate_config(config) -> dict:
     train_config(cfg)
   except (TypeError, ValueError) as e:
     raise ValueError(f"config.train: {e}") from None
-  return common.config_to_dict(cfg)
+  return config_lib.to_plain(cfg)
+
+
+def _check_int(key: str, value, low: int, high=None, why: str = "") -> None:
+  """``config_lib.check_int`` on the plain-dict value at dotted ``key``."""
+  _check(config_lib.check_int, key, value, low, high, why)
+
+
+def _check_number(key: str, value, low=None, high=None, low_open=False,
+                  high_open=False) -> None:
+  """``config_lib.check_number`` on the plain-dict value at dotted ``key``."""
+  _check(config_lib.check_number, key, value, low, high, low_open, high_open)
+
+
+def _check(check, key: str, value, *args) -> None:
+  owner, _, field = f"config.{key}".rpartition(".")
+  try:
+    check(types.SimpleNamespace(**{field: value}), field, *args)
+  except config_lib.FieldError as e:
+    e.owner = owner  # name the config key, not the namespace
+    raise
+
+
+def _check_names(cfg: dict) -> None:
+  """Raises a clear ValueError for an unknown dataset, model or population strategy."""
+  from glojax import data as data_lib
+  from glojax import models as models_lib
+  if cfg["dataset"]["name"] not in data_lib.names():
+    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
+                     f"dataset; known: {data_lib.names()}")
+  if cfg["model"]["name"] not in models_lib.names():
+    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
+                     f"known: {models_lib.names()}")
+  if cfg["search"]["strategy"] not in STRATEGIES:
+    raise ValueError(f"config.search.strategy={cfg['search']['strategy']!r} is not one "
+                     f"of {STRATEGIES}")
 
 
 def _check_range(key: str, value, low=None, high=None, low_open=False) -> None:
@@ -287,21 +317,12 @@ class EPBT:
                              perturb_factors=tuple(map(float, s["perturb_factors"])),
                              resample_rate=float(s["resample_rate"])))
     injected = bool({"learning_rate", "momentum"} & set(s["hparams"]))
-    key = common.config_to_dict({k: cfg[k] for k in ("dataset", "model", "train")})
+    key = config_lib.to_plain({k: cfg[k] for k in ("dataset", "model", "train")})
     key = repr((key, s["generations"] * self.steps, s["loss"], s["class_reduction"],
                 injected))
     trainers = {} if trainers is None else trainers
     if key not in trainers:
-      dataset, model, tcfg = common.build_run({**cfg, "train": {
-          **cfg["train"], "steps": s["generations"] * self.steps}})
-      loss_fn = (taylorglo_loss_fn(s["class_reduction"]) if s["loss"] == "taylorglo"
-                 else cross_entropy_loss_fn)
-      optimizer = _sgd_with_injected(cfg) if injected else None
-      trainers[key] = _check_model_builds(
-          cfg, lambda: Trainer(model, dataset, loss_fn, tcfg, optimizer=optimizer))
-      if tcfg.batch_size > len(dataset.train):
-        raise ValueError(f"config.train.batch_size={tcfg.batch_size} is larger than the "
-                         f"train split of {dataset.name} ({len(dataset.train)} examples)")
+      trainers[key] = _build_trainer(cfg, s["generations"] * self.steps, injected)
     self.trainer = trainers[key]
 
   # ---- the three parts of a search -------------------------------------------------
@@ -442,11 +463,48 @@ class EPBT:
     return np.asarray(hparams)[self.theta_cols] if self.theta_cols.size else None
 
 
+def _build_trainer(cfg: dict, steps: int, injected: bool) -> Trainer:
+  """Loads data, builds the model and the trainer of ``steps`` steps; the model is
+  initialized abstractly (no FLOPs), so bad model options fail up front.
+
+  Raises:
+    ValueError: naming ``config.model.options`` when the model cannot be built, or a
+      batch larger than the train split; FileNotFoundError if the dataset is missing.
+  """
+  from glojax import data as data_lib
+  from glojax import models as models_lib
+  s, d, m = cfg["search"], cfg["dataset"], cfg["model"]
+  dataset = data_lib.load(d["name"], seed=d["seed"], **d.get("options", {}))
+  tcfg = TrainConfig(steps=steps, **{k: cfg["train"][k] for k in _TRAIN_FIELDS})
+  if tcfg.batch_size > len(dataset.train):
+    raise ValueError(f"config.train.batch_size={tcfg.batch_size} is larger than the "
+                     f"train split of {dataset.name} ({len(dataset.train)} examples)")
+  loss_fn = (taylorglo_loss_fn(s["class_reduction"]) if s["loss"] == "taylorglo"
+             else cross_entropy_loss_fn)
+  try:
+    model = models_lib.get(m["name"], num_classes=dataset.num_classes, **m["options"])
+    trainer = Trainer(model, dataset, loss_fn, tcfg,
+                      custom_optimizer=_sgd_with_injected(cfg) if injected else None)
+    jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+  except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ValueError(f"config.model.options={m['options']!r} cannot build model "
+                     f"{m['name']!r}: {first_line}") from None
+  return trainer
+
+
+def _generation_key(seed: int, generation: int, purpose: int) -> jax.Array:
+  """The key of ``purpose`` in ``generation``: a pure function of the seed (so a resumed
+  run draws exactly what the uninterrupted run would have drawn)."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), generation)
+  return jax.random.fold_in(key, purpose)
+
+
 def step_key(seed: int, generation: int) -> jax.Array:
   """The key of generation ``generation``'s step (a pure function of seed, generation)."""
-  return common.generation_key(seed, generation, _PURPOSE_STEP)
+  return _generation_key(seed, generation, _PURPOSE_STEP)
 
 
 def init_key(seed: int) -> jax.Array:
   """The key of :meth:`EPBT.init` for ``seed``."""
-  return common.generation_key(seed, 0, _PURPOSE_INIT)
+  return _generation_key(seed, 0, _PURPOSE_INIT)

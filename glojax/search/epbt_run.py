@@ -34,7 +34,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from glojax.analysis import lineage, stats
-from glojax.search import common
+from glojax import config as config_lib
+from glojax import workdir as workdir_lib
 from glojax.search.epbt import BASELINES, EPBT, default_config, init_key, step_key
 from glojax.train.checkpoint import Checkpointer
 
@@ -66,8 +67,8 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   search = EPBT(config, trainers)  # validates and builds everything before the workdir
   cfg = search.cfg
   s = cfg["search"]
-  resumed = common.prepare_workdir(workdir, cfg, RESUMABLE_KEYS,
-                                   defaults=common.config_to_dict(default_config()))
+  resumed = workdir_lib.prepare(workdir, cfg, resumable_keys=RESUMABLE_KEYS,
+                                defaults=config_lib.to_plain(default_config()))
   trainer = search.trainer
   log(f"{s['method'].upper()} ({s['loss']}, searching {list(s['hparams']) or 'nothing'}): "
       f"{trainer.dataset.describe()}; model {cfg['model']['name']}; population "
@@ -81,7 +82,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
       record["wall_time_s"] = time.time() - t0
       records.append(record)
       ckpt.save(g + 1, state, {"records": records})
-      common.append_log(workdir, record)
+      workdir_lib.append_jsonl(_log_path(workdir), record)
       log(f"gen {g + 1:3d}/{search.generations}  val best {record['best']:.4f} "
           f"mean {record['mean']:.4f}  test(best) {record['best_test_accuracy']:.4f}  "
           f"children {record['children']:2d}  failed {record['failed']}  "
@@ -92,7 +93,7 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   results = search.finalize(state)
   results["curve"] = [{"steps": r["steps_per_member"], "accuracy": r["best_test_accuracy"]}
                       for r in records]
-  common.write_json(os.path.join(workdir, "results.json"), results)
+  workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
   _plots(search, workdir, results, log)
   log(f"best member {results['best_member_id']}: validation "
       f"{results['best_validation_accuracy']:.4f}, test {results['best_test_accuracy']:.4f}"
@@ -101,6 +102,10 @@ def run(config, workdir: str, *, log: Callable[[str], None] = print,
   if cfg["final"]["enabled"]:
     results["final"] = compare(cfg, workdir, results, log=log, trainers=trainers)
   return results
+
+
+def _log_path(workdir: str) -> str:
+  return os.path.join(workdir, workdir_lib.LOG_FILE)
 
 
 def _resume(search: EPBT, workdir: str, resumed: bool, log):
@@ -119,13 +124,13 @@ def _resume(search: EPBT, workdir: str, resumed: bool, log):
           raise ValueError(f"checkpoint in {folder} holds {len(records)} log records for "
                            f"{int(state.generation)} generations; it is damaged")
         log(f"resuming after generation {int(state.generation)}")
-      elif common.read_log(workdir):
-        raise ValueError(f"workdir {workdir!r}: {common.LOG_FILE} has generations but "
+      elif workdir_lib.read_jsonl(_log_path(workdir)):
+        raise ValueError(f"workdir {workdir!r}: {workdir_lib.LOG_FILE} has generations but "
                          f"{folder} holds no checkpoint; restore it, or move "
-                         f"{common.LOG_FILE} away to restart")
+                         f"{workdir_lib.LOG_FILE} away to restart")
     finally:
       ckpt.close()
-  common.write_log(workdir, records)  # drop any line past the checkpoint
+  workdir_lib.write_jsonl(_log_path(workdir), records)  # drop any line past the checkpoint
   return state, records
 
 
@@ -224,7 +229,7 @@ def compare(cfg: dict, workdir: str, main: dict, *, log=print,
                           alternative=f["alternative"])
     out["welch"][name] = {**w._asdict(), "alternative": f["alternative"]}
   out["table"] = format_comparison(out, main_name)
-  common.write_json(os.path.join(workdir, "final.json"), out)
+  workdir_lib.write_json(os.path.join(workdir, "final.json"), out)
   log(out["table"])
   try:
     path = lineage.plot_accuracy_curves(curves, os.path.join(workdir, "accuracy.png"))

@@ -22,6 +22,7 @@ another's weights or fitness.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from typing import Any, Callable, Optional
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glojax.train.trainer import Trainer
+from glojax.train.trainer import Trainer, all_finite
 
 STRATEGIES = ("auto", "vmap", "unroll", "sequential", "sharded")
 UNROLL_GROUP = 4  # candidates per unrolled program (BENCHMARKS.md)
@@ -82,12 +83,14 @@ def _unrolled(f, axes):
   return g
 
 
-class _Programs:
+class Programs:
   """The compiled functions of one trainer for one strategy (``vmap``, ``unroll``,
-  or ``single`` — one candidate, used by ``sequential``)."""
+  or ``single`` — one candidate, used by ``sequential``), and the trainer's evaluation
+  batches on the device. Get them with :func:`programs`, which caches them."""
 
   def __init__(self, trainer: Trainer, mode: str):
     self.trainer = trainer
+    self.mode = mode
     if mode == "vmap":
       vm = lambda f, axes: jax.vmap(f, in_axes=axes)
     elif mode == "unroll":
@@ -97,9 +100,16 @@ class _Programs:
     self.init = jax.jit(vm(trainer.init, 0))
     self.train_all = jax.jit(vm(trainer.train_all, (0, 0, None)))
     self.eval_batch = jax.jit(vm(trainer.eval_batch, (0, None, None, None)))
-    self.params_finite = jax.jit(vm(_all_finite, 0))
+    self.params_finite = jax.jit(vm(all_finite, 0))
     self._vm = vm
     self._chunks: dict[int, Callable] = {}
+    self._eval_batches: dict[str, tuple] = {}
+
+  def eval_batches(self, split: str) -> tuple:
+    """The trainer's padded evaluation batches of ``split`` (built once)."""
+    if split not in self._eval_batches:
+      self._eval_batches[split] = self.trainer.eval_batches(split)
+    return self._eval_batches[split]
 
   def chunk(self, num_steps: int) -> Callable:
     if num_steps not in self._chunks:
@@ -125,7 +135,7 @@ class _Programs:
     correct = ce_sum = 0.0
     finite_logits = True
     n_examples = len(getattr(t.dataset, split))
-    for images, labels, mask in t.eval_batches(split):
+    for images, labels, mask in self.eval_batches(split):
       out = self.eval_batch(state, images, labels, mask)
       correct = correct + out["correct"]
       ce_sum = ce_sum + out["ce_sum"]
@@ -138,19 +148,30 @@ class _Programs:
             "finite": np.array(finite, bool)}
 
 
-def _all_finite(tree) -> jax.Array:
-  leaves = jax.tree_util.tree_leaves(tree)
-  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves]))
+# The program cache: (trainer, mode) -> Programs, least recently used first. Trainers
+# compare by identity; a bounded cache lets the trainers of finished runs (and their
+# device data) be freed.
+_PROGRAMS: "collections.OrderedDict[tuple, Programs]" = collections.OrderedDict()
+MAX_CACHED_PROGRAMS = 16
 
 
-def _programs(trainer: Trainer, mode: str) -> _Programs:
-  cache = trainer.__dict__.setdefault("_programs", {})
-  if mode not in cache:
-    cache[mode] = _Programs(trainer, mode)
-  return cache[mode]
+def programs(trainer: Trainer, mode: str) -> Programs:
+  """The (cached) compiled programs of ``trainer`` for ``mode`` (``"vmap"``,
+  ``"unroll"`` or ``"single"``)."""
+  key = (trainer, mode)
+  if key in _PROGRAMS:
+    _PROGRAMS.move_to_end(key)
+  else:
+    if len(_PROGRAMS) >= MAX_CACHED_PROGRAMS:
+      _PROGRAMS.popitem(last=False)
+    _PROGRAMS[key] = Programs(trainer, mode)
+  return _PROGRAMS[key]
 
 
-def _run_unrolled(programs: _Programs, loss_params, keys, split, progress) -> dict:
+_programs = programs  # the name benchmarks/population.py uses
+
+
+def _run_unrolled(programs: Programs, loss_params, keys, split, progress) -> dict:
   """Runs the unrolled program on groups of ``UNROLL_GROUP`` candidates.
 
   The last group is padded with copies of its first member (results discarded), so
@@ -175,7 +196,7 @@ def evaluate_population(trainer: Trainer,
                         loss_params: Any,
                         keys: jax.Array,
                         *,
-                        strategy: str = "vmap",
+                        strategy: str = "auto",
                         nan_retries: int = 2,
                         split: str = "validation",
                         model_name: Optional[str] = None,
@@ -188,9 +209,8 @@ def evaluate_population(trainer: Trainer,
     loss_params: pytree whose leaves have a leading candidate axis ``K`` (e.g.
       TaylorGLO ``theta: float32[K, 8]``).
     keys: ``uint32[K, 2]`` one PRNG key per candidate (weights, batches, dropout).
-    strategy: ``"vmap"`` (default), ``"unroll"``, ``"sequential"``, ``"sharded"`` or
-      ``"auto"``
-      (module docstring).
+    strategy: ``"auto"`` (default: the fastest measured strategy for this backend),
+      ``"vmap"``, ``"unroll"``, ``"sequential"`` or ``"sharded"`` (module docstring).
     nan_retries: a candidate whose training produced NaN/inf is retrained up to this
       many times with keys ``fold_in(keys[k], attempt)``; if it still fails its
       fitness is 0.
@@ -206,7 +226,8 @@ def evaluate_population(trainer: Trainer,
     ValueError: for an unknown strategy, mismatched leading axes, or bad keys.
   """
   strategy = resolve_strategy(strategy, model_name)
-  trainer.eval_batches(split)  # raises ValueError for an unknown split before training
+  if split not in ("train", "validation", "test"):  # before any training
+    raise ValueError(f"unknown split {split!r}; use 'train', 'validation' or 'test'")
   keys = jnp.asarray(keys)
   if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
     raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
@@ -220,22 +241,22 @@ def evaluate_population(trainer: Trainer,
   loss_params = jax.tree_util.tree_map(jnp.asarray, loss_params)
 
   if strategy == "vmap":
-    metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
+    metrics = programs(trainer, strategy).run(loss_params, keys, split, progress)
   elif strategy == "unroll":
-    metrics = _run_unrolled(_programs(trainer, "unroll"), loss_params, keys, split,
+    metrics = _run_unrolled(programs(trainer, "unroll"), loss_params, keys, split,
                             progress)
   elif strategy == "sharded":
     from glojax.train.parallel import run_population_sharded
-    metrics = run_population_sharded(_programs(trainer, "vmap"), loss_params, keys, split,
+    metrics = run_population_sharded(programs(trainer, "vmap"), loss_params, keys, split,
                                      progress)
   else:
-    single = _programs(trainer, "single")
+    single = programs(trainer, "single")
     rows = [single.run(_take(loss_params, i), keys[i], split, progress) for i in range(k)]
     metrics = {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
   attempts = np.ones(k, np.int32)
   if nan_retries > 0 and not metrics["finite"].all():
-    single = _programs(trainer, "single")
+    single = programs(trainer, "single")
     for i in np.flatnonzero(~metrics["finite"]):
       for attempt in range(1, nan_retries + 1):
         attempts[i] += 1
@@ -306,18 +327,15 @@ def init_population(trainer: Trainer, keys: jax.Array):
   if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
     raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
                      f"got {keys.dtype}{tuple(keys.shape)}")
-  cache = trainer.__dict__.setdefault("_programs", {})
-  if "init_vmap" not in cache:
-    cache["init_vmap"] = jax.jit(jax.vmap(trainer.init))
-  return cache["init_vmap"](keys)
+  return programs(trainer, "vmap").init(keys)
 
 
-def _steps_program(programs: _Programs, num_steps: int) -> Callable:
+def _steps_program(progs: Programs, num_steps: int) -> Callable:
   """``(state, loss_params, data) -> state`` running ``num_steps`` steps as one
   ``lax.scan`` over chunks of ``steps_per_call`` (the ``"scan"`` loop)."""
   key = ("steps", num_steps)
-  if key not in programs._chunks:
-    t = programs.trainer
+  if key not in progs._chunks:
+    t = progs.trainer
     chunk = t.config.steps_per_call
     n_chunks, rest = divmod(num_steps, chunk)
 
@@ -326,8 +344,8 @@ def _steps_program(programs: _Programs, num_steps: int) -> Callable:
         return t.train_chunk(s, loss_params, data, chunk), None
       state, _ = jax.lax.scan(body, state, None, length=n_chunks)
       return t.train_chunk(state, loss_params, data, rest)
-    programs._chunks[key] = jax.jit(programs._vm(run, (0, 0, None)))
-  return programs._chunks[key]
+    progs._chunks[key] = jax.jit(progs._vm(run, (0, 0, None)))
+  return progs._chunks[key]
 
 
 def train_population_from(trainer: Trainer, states, loss_params: Any, num_steps: int, *,
@@ -373,16 +391,16 @@ def train_population_from(trainer: Trainer, states, loss_params: Any, num_steps:
                      f"the same (K={k}); got loss_params leaf shapes {bad}")
   if num_steps == 0:
     return states
-  programs = _programs(trainer, "single" if mode == "sequential" else mode)
+  progs = programs(trainer, "single" if mode == "sequential" else mode)
   t = trainer
 
   def run(s, lp):
     if t.loop == "scan":
-      return _steps_program(programs, num_steps)(s, lp, t.data)
+      return _steps_program(progs, num_steps)(s, lp, t.data)
     done = 0
     while done < num_steps:
       n = min(t.config.steps_per_call, num_steps - done)
-      s = programs.chunk(n)(s, lp, t.data)
+      s = progs.chunk(n)(s, lp, t.data)
       done += n
       if progress is not None and mode == "vmap":
         progress(done, num_steps)
@@ -410,8 +428,8 @@ def evaluate_states(trainer: Trainer, states, split: str = "validation", *,
     ValueError: for an unknown split or strategy.
   """
   mode = _state_mode(strategy, model_name)
-  batches = trainer.eval_batches(split)
-  programs = _programs(trainer, "single" if mode == "sequential" else mode)
+  progs = programs(trainer, "single" if mode == "sequential" else mode)
+  batches = progs.eval_batches(split)
   k = _num_members(states)
   n_examples = len(getattr(trainer.dataset, split))
 
@@ -419,11 +437,11 @@ def evaluate_states(trainer: Trainer, states, split: str = "validation", *,
     correct = ce_sum = 0.0
     finite_logits = True
     for images, labels, mask in batches:
-      out = programs.eval_batch(s, images, labels, mask)
+      out = progs.eval_batch(s, images, labels, mask)
       correct = correct + out["correct"]
       ce_sum = ce_sum + out["ce_sum"]
       finite_logits = finite_logits & out["finite_logits"]
-    finite = s.finite & programs.params_finite(s.params) & finite_logits
+    finite = s.finite & progs.params_finite(s.params) & finite_logits
     return {"correct": correct, "ce_sum": ce_sum, "finite": finite}
 
   out = _grouped(run, mode, k, states)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from glojax import losses, models
+from glojax import workdir as workdir_lib
 from glojax.analysis import lineage
-from glojax.search import common, epbt, epbt_run
+from glojax.search import epbt, epbt_run
 from glojax.train import (TrainConfig, Trainer, evaluate_population, evaluate_states,
                           init_population, train_population_from)
 
@@ -83,6 +84,10 @@ class Interrupt(Exception):
   pass
 
 
+def _read_log(wd):
+  return workdir_lib.read_jsonl(os.path.join(wd, workdir_lib.LOG_FILE))
+
+
 def without_timings(records):
   return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
 
@@ -101,8 +106,8 @@ def test_resume_equals_uninterrupted(tmp_path):
   resumed = epbt_run.run(tiny_config(), str(tmp_path / "resumed"), log=messages.append,
                          trainers=TRAINERS)
   assert any("resuming after generation 2" in m for m in messages)
-  log_full = common.read_log(str(tmp_path / "full"))
-  log_resumed = common.read_log(str(tmp_path / "resumed"))
+  log_full = _read_log(str(tmp_path / "full"))
+  log_resumed = _read_log(str(tmp_path / "resumed"))
   assert len(log_full) == 3
   assert without_timings(log_full) == without_timings(log_resumed)
   for key in ("best_test_accuracy", "best_member_id", "best_spec", "ancestry"):
@@ -114,7 +119,7 @@ def check_workdir(wd, out):
   """Files, log structure, lineage and bounds of a finished tiny run."""
   for name in ("config.json", "log.jsonl", "results.json", "fitness.png", "lineage.png"):
     assert os.path.exists(os.path.join(wd, name)), name
-  log = common.read_log(wd)
+  log = _read_log(wd)
   p = 4
   assert [r["children"] for r in log] == [0, 2, 2]   # p − k children, k = p/2
   assert [r["steps_per_member"] for r in log] == [6, 12, 18]
@@ -164,7 +169,7 @@ def test_final_comparison_with_baselines(tmp_path):
         res = json.load(f)
       assert res["steps_per_member"] == 18 and res["method"] == epbt.BASELINES[name]["method"]
       assert final["methods"][name]["runs"][seed] == res["best_test_accuracy"]
-  sgd = common.read_log(os.path.join(wd, "final", "pbt_sgd", "seed_1"))
+  sgd = _read_log(os.path.join(wd, "final", "pbt_sgd", "seed_1"))
   lr = np.asarray(sgd[-1]["hparams"])[:, 0]
   assert ((lr >= 1e-3) & (lr <= 1.0)).all() and len(set(lr.tolist())) > 1
   assert os.path.exists(os.path.join(wd, "final.json"))
