@@ -102,7 +102,12 @@ class Problem:
     from glojax import data as data_lib
     from glojax import models as models_lib
     d, m = config.dataset, config.model
-    dataset = data_lib.load(d.name, seed=d.seed, **d.options)
+    key = workdir_lib.dumps(d)
+    if key not in _DATASETS:  # runs in one process (notebooks, tests) load data once
+      if len(_DATASETS) >= _MAX_DATASETS:
+        _DATASETS.pop(next(iter(_DATASETS)))
+      _DATASETS[key] = data_lib.load(d.name, seed=d.seed, **d.options)
+    dataset = _DATASETS[key]
     try:
       model = models_lib.get(m.name, num_classes=dataset.num_classes, **m.options)
     except (TypeError, ValueError) as e:
@@ -140,6 +145,8 @@ class Problem:
 
 _TRAINERS: dict[str, Trainer] = {}
 _MAX_TRAINERS = 4
+_DATASETS: dict = {}
+_MAX_DATASETS = 2
 
 
 def _model_error(model: config_lib.ModelConfig, e: Exception) -> ValueError:

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CASES, files, read_log, without_wall_time
+from search_cases import CASES, files, read_log, without_wall_time
 
 from glojax import config as config_lib
 from glojax import search as search_lib

@@ -10,7 +10,7 @@ import pytest
 
 from glojax.data import idx
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.path.join(ROOT, "experiments", "train.py")
 CONFIG = os.path.join(ROOT, "experiments", "configs", "train_quick.py")
 
