@@ -9,4 +9,4 @@ from glojax.train.population import (
     resolve_strategy,
     train_population_from,
 )
-from glojax.train.trainer import ScaledLearningRate, TrainConfig, Trainer, TrainState
+from glojax.train.trainer import TrainConfig, Trainer, TrainState
