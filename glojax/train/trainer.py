@@ -12,7 +12,7 @@ A :class:`Trainer` binds a model, an in-memory dataset, a loss
 and :meth:`Trainer.train` composes them: ``train(loss_params, key) -> metrics`` for one
 candidate. :mod:`glojax.train.population` vectorizes the same functions over a
 population of candidates. Loss parameters are always *traced* arguments, so every
-candidate shares one compiled program (DESIGN.md, "Recompiles").
+candidate shares one compiled program.
 
 Models with batch norm keep their running statistics in ``TrainState.batch_stats``
 (updated in every training step, used in evaluation). Data augmentation
@@ -189,12 +189,16 @@ class Trainer:
     config: a :class:`TrainConfig`.
     batch_sharding: the sharding of a training batch for data-parallel training
       (:class:`glojax.train.parallel.DataParallel` sets it), or None.
+    custom_optimizer: optional optax transformation replacing the one built from
+      ``config`` (e.g. ``optax.inject_hyperparams`` for a learning rate and momentum per
+      member, as population-based training needs).
   """
   model: Any
   dataset: Dataset
   loss_fn: LossFn
   config: TrainConfig
   batch_sharding: Any = None
+  custom_optimizer: Any = None
   num_classes: int = dataclasses.field(init=False)
   optimizer: Any = dataclasses.field(init=False)
   data: dict = dataclasses.field(init=False)
@@ -207,7 +211,8 @@ class Trainer:
   def __post_init__(self):
     derived = {
         "num_classes": self.dataset.num_classes,
-        "optimizer": self._make_optimizer(self.config),
+        "optimizer": (self._make_optimizer(self.config) if self.custom_optimizer is None
+                      else self.custom_optimizer),
         # Data is passed to compiled functions as arguments (never closed over:
         # closed-over arrays become compile-time constants).
         "data": {"train_images": jnp.asarray(self.dataset.train.images),
