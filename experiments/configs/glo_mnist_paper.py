@@ -8,11 +8,11 @@ Run::
 Needs: a GPU. The paper's CNN trains at ~5 steps/s on a 2-core CPU; this search runs
 up to 100 × 80 trees (minus cache hits) plus 35 × 32 coefficient candidates, each for
 2,000 steps — millions of CNN steps. It also wants the full MNIST data set (55k/5k/10k,
-SPEC §8); until a full ``mnist`` loader is registered (``glojax.data.names()``) the
+``docs/models_and_data.md``); until a full ``mnist`` loader is registered (``glojax.data.names()``) the
 config falls back to the embedded ``mnist5k`` subset, which runs but does not reproduce
 the paper's numbers.
 
-Settings (GLO paper §III–IV, SPEC §4): GA population 80, 6 elites, roulette
+Settings (GLO paper §III–IV, ``docs/glo.md``): GA population 80, 6 elites, roulette
 selection, crossover p = 0.8, mutations 5 / 5 / 2.5 / 2.5 %, depth-≤2 initial trees;
 up to 100 generations (dissertation §4.2); fitness = validation accuracy after 2,000
 SGD steps (lr 0.01, batch 100); coefficients by CMA-ES, population 32, σ = 1.5,

@@ -38,7 +38,7 @@ allcnn_c_aux             CIFAR-10    0.9307 (0.0021)    0.9112 (0.0022)    123k 
 =======================  ==========  =================  =================  ==============
 
 Recipes (the dissertation gives none for these models; these are the architectures'
-literature settings, SPEC §8): SGD momentum 0.9, batch 128, steps counted from 45,000
+literature settings, ``docs/models_and_data.md``): SGD momentum 0.9, batch 128, steps counted from 45,000
 training images (352 steps per epoch; SVHN 47,225 → 369).
 ResNet-20 / PreAct: lr 0.1, wd 1e-4, ×0.1 at 32k and 48k of 64k steps (He et al. 2016).
 AlexNet: lr 0.01 (our choice for a net without batch norm; untested), wd 5e-4, 164 epochs, ×0.1 at

@@ -2,7 +2,7 @@ r"""The learning-rule theory of loss functions (dissertation ch. 6), as code.
 
 Conventions (see ``docs/theory.md`` for the derivations):
 
-* Notation follows SPEC §1: ``labels`` = :math:`x`,
+* Notation follows ``docs/losses.md``: ``labels`` = :math:`x`,
   ``probs`` = :math:`h = \mathrm{softmax}(\text{logits})`
   (ch. 6 writes the label as :math:`y_{ik}` and the prediction as :math:`h_k`).
 * **γ (eq. 6.3).** SGD on a per-example loss :math:`L(h)` moves weight :math:`\theta_j` by
@@ -17,7 +17,7 @@ Conventions (see ``docs/theory.md`` for the derivations):
   :func:`gamma` then returns the *centred* representative with :math:`\sum_k h_k\gamma_k = 0`.
   A loss given on *probabilities* (``space="probs"``) yields the raw :math:`\partial f/\partial h`
   of the closed forms. :func:`centre_gamma` maps raw to centred.
-* TaylorGLO θ uses the project's factorial-free layout (SPEC §3, ch. 6's λ0…λ7) and the
+* TaylorGLO θ uses the project's factorial-free layout (``docs/losses.md``, ch. 6's λ0…λ7) and the
   default ``class_reduction="mean"``.
 
 Everything here is ``jnp`` and jit/vmap-friendly unless stated.

@@ -1,6 +1,6 @@
 """Pieces shared by the searches: workdir, config checks, logging, checkpoints.
 
-The workdir is the unit of a run (DESIGN.md, "Workdir"):
+The workdir is the unit of a run (``docs/design.md``, "Workdir"):
 
 * ``config.json`` — the run's config; a rerun on the same workdir must match it.
 * ``log.jsonl`` — one JSON object per finished generation (rewritten from the

@@ -1,6 +1,6 @@
 """TaylorGLO: CMA-ES over the 8 parameters of a Taylor-polynomial loss.
 
-Dissertation ch. 5 (SPEC §3). Each generation, (μ/μ_w, λ)-CMA-ES (evosax ``CMA_ES``,
+Dissertation ch. 5 (``docs/losses.md``). Each generation, (μ/μ_w, λ)-CMA-ES (evosax ``CMA_ES``,
 mean 0, σ = 1.2, λ = 20) proposes λ parameter vectors θ; every candidate loss
 ``taylorglo(θ, ·)`` trains a fresh network for a short partial training, all λ as one
 population program; fitness is validation accuracy (0 for NaN training, after
@@ -169,7 +169,7 @@ def _check_model_builds(cfg: dict, make_trainer: Callable[[], Trainer]) -> Train
 
 
 def effective_population_size(cfg: dict) -> int:
-  """λ: ``search.population_size``, doubled when the invariant filter is on (SPEC §3)."""
+  """λ: ``search.population_size``, doubled when the invariant filter is on (dissertation §5.3)."""
   s = cfg["search"]
   return s["population_size"] * (2 if s["invariant_filter"] else 1)
 

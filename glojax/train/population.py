@@ -2,7 +2,7 @@
 
 ``evaluate_population(trainer, loss_params[K, ...], keys[K]) -> PopulationResult`` trains
 every candidate with its own key and returns its fitness (validation accuracy, 0 for a
-candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorization"):
+candidate whose training produced NaN/inf). Strategies (``docs/design.md``, "Vectorization"):
 
 * ``"vmap"`` — ``jit(vmap(...))`` over the candidate axis: one program for all K;
 * ``"unroll"`` — one program holding ``UNROLL_GROUP`` unbatched copies of the

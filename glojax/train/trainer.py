@@ -12,7 +12,7 @@ A :class:`Trainer` binds a model, an in-memory dataset, a loss
 and :meth:`Trainer.train` composes them: ``train(loss_params, key) -> metrics`` for one
 candidate. :mod:`glojax.train.population` vectorizes the same functions over a
 population of candidates. Loss parameters are always *traced* arguments, so every
-candidate shares one compiled program (DESIGN.md, "Recompiles").
+candidate shares one compiled program (``docs/design.md``, "Recompiles").
 
 Models with batch norm keep their running statistics in ``TrainState.batch_stats``
 (updated in every training step, used in evaluation). Data augmentation
