@@ -28,12 +28,16 @@ LABELS = jnp.asarray([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.7, 0.1, 0.1
 
 
 def _same(got, want, what):
+  """Same NaN and ±inf pattern; finite values equal up to float32 reduction order (the
+  log_softmax VJP sums over classes; XLA may order that sum differently in a vmapped
+  program, and a sum that cancels keeps the terms' absolute rounding)."""
   got, want = np.asarray(got), np.asarray(want)
   np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"NaN {what}")
   np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=f"+inf {what}")
   np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=f"-inf {what}")
   ok = np.isfinite(want)
-  np.testing.assert_allclose(got[ok], want[ok], rtol=1e-6, atol=1e-12, err_msg=what)
+  scale = 1.0 + np.abs(want[ok]).max(initial=0.0)
+  np.testing.assert_allclose(got[ok], want[ok], rtol=1e-6, atol=1e-6 * scale, err_msg=what)
 
 
 def _evaluate(loss):
@@ -48,7 +52,7 @@ def test_interpreter_and_registry_agree_on_random_trees_at_extreme_inputs():
   rng = np.random.default_rng(3)
   prims = V.Primitives.glo(allow_logits=True)
   trees = []
-  while len(trees) < 40:
+  while len(trees) < 16:
     t = V.random_tree(rng, 3, prims)
     if T.size(t) <= 16 and C.trainability_error(t) is None:
       trees.append(t)
@@ -60,9 +64,14 @@ def test_interpreter_and_registry_agree_on_random_trees_at_extreme_inputs():
   total = lambda p, z: jnp.sum(jnp.where(jnp.isfinite(per_class(p, z)), per_class(p, z),
                                          0.0))
   grads = jax.jit(jax.vmap(jax.grad(total, argnums=1), in_axes=(0, None)))(programs, LOGITS)
+  # The registry's losses, all in one jit (one compile).
+  registry = [losses.get("expr:" + T.to_string(t)) for t in trees]
+  finite_sum = lambda loss, z: jnp.sum(jnp.where(jnp.isfinite(loss(z, LABELS)),
+                                                 loss(z, LABELS), 0.0))
+  refs = jax.jit(lambda z: [(loss(z, LABELS), jax.grad(functools.partial(finite_sum, loss))(z))
+                            for loss in registry])(LOGITS)
   checked_nan = 0
-  for i, t in enumerate(trees):
-    want, want_grad = _evaluate(losses.get("expr:" + T.to_string(t)))
+  for i, (t, (want, want_grad)) in enumerate(zip(trees, refs)):
     _same(values[i], want, f"values of {T.to_string(t)}")
     _same(grads[i], want_grad, f"gradients of {T.to_string(t)}")
     checked_nan += int(np.isnan(np.asarray(want)).any())

@@ -40,9 +40,12 @@ SIMPLIFY_MAX_SIZE = 25
 STRUCTURAL_PREFIX = "tree:"
 
 # The probe grid: the evaluation domain's edges (x = 0 and 1, y near 0 and 1) and
-# interior points that are not special (no accidental identities at 0.5, 1, 2).
+# interior points that are not special (no accidental identities at 0.5, 1, 2);
+# y also takes x's values (x == y is where x - y vanishes) and 1, which float32 softmax
+# reaches at saturation.
 _PROBE_X = np.array([0.0, 1.0, 0.03, 0.37, 0.71])
-_PROBE_Y = np.array([1e-30, 1e-9, 0.0013, 0.071, 0.29, 0.53, 0.83, 0.999, 1 - 1e-12])
+_PROBE_Y = np.array([1e-30, 1e-9, 0.0013, 0.03, 0.071, 0.29, 0.37, 0.53, 0.71, 0.83,
+                     0.999, 1 - 1e-12, 1.0])
 _PROBE_LOGITS = np.array([-61.0, -3.3, -0.41, 0.0, 0.77, 2.9, 47.0])
 
 
