@@ -43,7 +43,7 @@ class SmallCNN(nn.Module):
 
 
 class MnistCNN(nn.Module):
-  """The GLO/TaylorGLO papers' MNIST basic CNN (SPEC §8).
+  """The GLO/TaylorGLO papers' MNIST basic CNN (``docs/models_and_data.md``).
 
   conv 5×5·32 → max-pool 2×2 → conv 5×5·64 → max-pool 2×2 → fc 1024 → dropout 0.4 →
   fc ``num_classes``; ReLU activations, 'SAME' padding (the TensorFlow tutorial model
@@ -140,7 +140,7 @@ def has_batch_norm(model: nn.Module, image_shape: tuple[int, ...]) -> bool:
   return "batch_stats" in variables
 
 
-# The CIFAR model zoo (SPEC §8), registered after the helpers above exist.
+# The CIFAR model zoo (docs/models_and_data.md), registered after the helpers above exist.
 from glojax.models import cifar as _cifar  # noqa: E402
 from glojax.models import pyramidnet as _pyramidnet  # noqa: E402
 from glojax.models import resnet as _resnet  # noqa: E402

@@ -6,7 +6,8 @@ GLO paper §III (Gonzalez & Miikkulainen, CEC 2020; dissertation ch. 4):
    depth-≤2 initial trees, population 80, 6 elites, roulette selection, subtree
    crossover (p = 0.8, both children kept), four bottom-up mutations
    (:mod:`glojax.search.ga`). Fitness is validation accuracy after a partial
-   training; trees without both ``x`` and ``y`` get 0 without training, NaN training
+   training; trees that do not depend on ``x`` and on ``y`` (or ``logits``) get 0
+   without training (:func:`glojax.expr.canonical.trainability_error`), NaN training
    gets 0, and fitness is cached under the tree's sympy canonical form
    (:mod:`glojax.expr.canonical`), so equivalent trees train once.
 2. **Coefficients.** The best tree(s) get one coefficient per node, absorbable ones
@@ -201,13 +202,11 @@ class Evaluator:
     if tree_lib.size(tree) > self.max_len or \
         program_lib.required_stack(tree) > self.stack_depth:
       return "too_large", None
-    if not {"x", "y"} <= tree_lib.variables(tree):
+    # One validity rule for GLO and glojax.losses.get (read semantically: x - x + y
+    # does not depend on x).
+    if canonical_lib.trainability_error(tree, self.simplify_max_size) is not None:
       return "invalid", None
-    key = canonical_lib.canonical(tree, self.simplify_max_size)
-    # x - x + y has an x but does not depend on it: same rule, read semantically.
-    if not {"x", "y"} <= canonical_lib.canonical_variables(tree, self.simplify_max_size):
-      return "invalid", key
-    return "ok", key
+    return "ok", canonical_lib.canonical(tree, self.simplify_max_size)
 
   def fitness(self, trees: list, key: jax.Array, cache: Mapping[str, float]
               ) -> tuple[np.ndarray, list[str], dict[str, float], dict]:
