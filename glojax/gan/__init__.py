@@ -20,6 +20,7 @@ from glojax.gan.losses import (
     GanLoss,
     ParamTriple,
     TaylorTriple,
+    as_taylor,
     describe,
     get,
     get_parameterized,

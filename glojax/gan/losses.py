@@ -343,6 +343,24 @@ def taylor_spec(theta: Sequence[float], **hparams: float) -> str:
   return get(f"gan_taylor({', '.join(parts)})").spec
 
 
+def as_taylor(spec: "str | GanLoss") -> Optional[GanLoss]:
+  """The same triple written as a Taylor triple, or None if it has no exact Taylor form.
+
+  ``gan_taylor`` and ``taylorglo_facade`` are Taylor triples already; ``wgan`` and
+  ``lsgan`` are polynomials of degree ≤ 2 (:data:`WGAN_THETA`, :data:`LSGAN_THETA`);
+  the sigmoid formulations (``minimax``, ``non_saturating``) have none. The result keeps
+  the spec's hyperparameters, so it trains the same GAN through the Taylor trainer.
+
+  Raises:
+    ValueError: for a bad spec.
+  """
+  loss = get(spec)
+  if isinstance(loss.params, TaylorTriple):
+    return loss
+  theta = {"wgan": WGAN_THETA, "lsgan": LSGAN_THETA}.get(loss.name)
+  return None if theta is None else get(taylor_spec(theta, **loss.hparams))
+
+
 def get_parameterized(spec: "str | GanLoss") -> tuple[ParamTriple, Any]:
   """``(fns, params)`` of ``spec`` for trainers: ``fns.d_real(params, d)`` etc.
 
