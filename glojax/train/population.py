@@ -22,6 +22,7 @@ another's weights or fitness.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from typing import Any, Callable, Optional
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glojax.train.trainer import Trainer
+from glojax.train.trainer import Trainer, all_finite
 
 STRATEGIES = ("auto", "vmap", "unroll", "sequential", "sharded")
 UNROLL_GROUP = 4  # candidates per unrolled program (BENCHMARKS.md)
@@ -82,12 +83,14 @@ def _unrolled(f, axes):
   return g
 
 
-class _Programs:
+class Programs:
   """The compiled functions of one trainer for one strategy (``vmap``, ``unroll``,
-  or ``single`` — one candidate, used by ``sequential``)."""
+  or ``single`` — one candidate, used by ``sequential``), and the trainer's evaluation
+  batches on the device. Get them with :func:`programs`, which caches them."""
 
   def __init__(self, trainer: Trainer, mode: str):
     self.trainer = trainer
+    self.mode = mode
     if mode == "vmap":
       vm = lambda f, axes: jax.vmap(f, in_axes=axes)
     elif mode == "unroll":
@@ -97,9 +100,16 @@ class _Programs:
     self.init = jax.jit(vm(trainer.init, 0))
     self.train_all = jax.jit(vm(trainer.train_all, (0, 0, None)))
     self.eval_batch = jax.jit(vm(trainer.eval_batch, (0, None, None, None)))
-    self.params_finite = jax.jit(vm(_all_finite, 0))
+    self.params_finite = jax.jit(vm(all_finite, 0))
     self._vm = vm
     self._chunks: dict[int, Callable] = {}
+    self._eval_batches: dict[str, tuple] = {}
+
+  def eval_batches(self, split: str) -> tuple:
+    """The trainer's padded evaluation batches of ``split`` (built once)."""
+    if split not in self._eval_batches:
+      self._eval_batches[split] = self.trainer.eval_batches(split)
+    return self._eval_batches[split]
 
   def chunk(self, num_steps: int) -> Callable:
     if num_steps not in self._chunks:
@@ -125,7 +135,7 @@ class _Programs:
     correct = ce_sum = 0.0
     finite_logits = True
     n_examples = len(getattr(t.dataset, split))
-    for images, labels, mask in t.eval_batches(split):
+    for images, labels, mask in self.eval_batches(split):
       out = self.eval_batch(state, images, labels, mask)
       correct = correct + out["correct"]
       ce_sum = ce_sum + out["ce_sum"]
@@ -138,19 +148,30 @@ class _Programs:
             "finite": np.array(finite, bool)}
 
 
-def _all_finite(tree) -> jax.Array:
-  leaves = jax.tree_util.tree_leaves(tree)
-  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves]))
+# The program cache: (trainer, mode) -> Programs, least recently used first. Trainers
+# compare by identity; a bounded cache lets the trainers of finished runs (and their
+# device data) be freed.
+_PROGRAMS: "collections.OrderedDict[tuple, Programs]" = collections.OrderedDict()
+MAX_CACHED_PROGRAMS = 16
 
 
-def _programs(trainer: Trainer, mode: str) -> _Programs:
-  cache = trainer.__dict__.setdefault("_programs", {})
-  if mode not in cache:
-    cache[mode] = _Programs(trainer, mode)
-  return cache[mode]
+def programs(trainer: Trainer, mode: str) -> Programs:
+  """The (cached) compiled programs of ``trainer`` for ``mode`` (``"vmap"``,
+  ``"unroll"`` or ``"single"``)."""
+  key = (trainer, mode)
+  if key in _PROGRAMS:
+    _PROGRAMS.move_to_end(key)
+  else:
+    if len(_PROGRAMS) >= MAX_CACHED_PROGRAMS:
+      _PROGRAMS.popitem(last=False)
+    _PROGRAMS[key] = Programs(trainer, mode)
+  return _PROGRAMS[key]
 
 
-def _run_unrolled(programs: _Programs, loss_params, keys, split, progress) -> dict:
+_programs = programs  # the name benchmarks/population.py uses
+
+
+def _run_unrolled(programs: Programs, loss_params, keys, split, progress) -> dict:
   """Runs the unrolled program on groups of ``UNROLL_GROUP`` candidates.
 
   The last group is padded with copies of its first member (results discarded), so
@@ -175,7 +196,7 @@ def evaluate_population(trainer: Trainer,
                         loss_params: Any,
                         keys: jax.Array,
                         *,
-                        strategy: str = "vmap",
+                        strategy: str = "auto",
                         nan_retries: int = 2,
                         split: str = "validation",
                         model_name: Optional[str] = None,
@@ -188,9 +209,8 @@ def evaluate_population(trainer: Trainer,
     loss_params: pytree whose leaves have a leading candidate axis ``K`` (e.g.
       TaylorGLO ``theta: float32[K, 8]``).
     keys: ``uint32[K, 2]`` one PRNG key per candidate (weights, batches, dropout).
-    strategy: ``"vmap"`` (default), ``"unroll"``, ``"sequential"``, ``"sharded"`` or
-      ``"auto"``
-      (module docstring).
+    strategy: ``"auto"`` (default: the fastest measured strategy for this backend),
+      ``"vmap"``, ``"unroll"``, ``"sequential"`` or ``"sharded"`` (module docstring).
     nan_retries: a candidate whose training produced NaN/inf is retrained up to this
       many times with keys ``fold_in(keys[k], attempt)``; if it still fails its
       fitness is 0.
@@ -206,7 +226,8 @@ def evaluate_population(trainer: Trainer,
     ValueError: for an unknown strategy, mismatched leading axes, or bad keys.
   """
   strategy = resolve_strategy(strategy, model_name)
-  trainer.eval_batches(split)  # raises ValueError for an unknown split before training
+  if split not in ("train", "validation", "test"):  # before any training
+    raise ValueError(f"unknown split {split!r}; use 'train', 'validation' or 'test'")
   keys = jnp.asarray(keys)
   if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
     raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
@@ -220,22 +241,22 @@ def evaluate_population(trainer: Trainer,
   loss_params = jax.tree_util.tree_map(jnp.asarray, loss_params)
 
   if strategy == "vmap":
-    metrics = _programs(trainer, strategy).run(loss_params, keys, split, progress)
+    metrics = programs(trainer, strategy).run(loss_params, keys, split, progress)
   elif strategy == "unroll":
-    metrics = _run_unrolled(_programs(trainer, "unroll"), loss_params, keys, split,
+    metrics = _run_unrolled(programs(trainer, "unroll"), loss_params, keys, split,
                             progress)
   elif strategy == "sharded":
     from glojax.train.parallel import run_population_sharded
-    metrics = run_population_sharded(_programs(trainer, "vmap"), loss_params, keys, split,
+    metrics = run_population_sharded(programs(trainer, "vmap"), loss_params, keys, split,
                                      progress)
   else:
-    single = _programs(trainer, "single")
+    single = programs(trainer, "single")
     rows = [single.run(_take(loss_params, i), keys[i], split, progress) for i in range(k)]
     metrics = {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
   attempts = np.ones(k, np.int32)
   if nan_retries > 0 and not metrics["finite"].all():
-    single = _programs(trainer, "single")
+    single = programs(trainer, "single")
     for i in np.flatnonzero(~metrics["finite"]):
       for attempt in range(1, nan_retries + 1):
         attempts[i] += 1
