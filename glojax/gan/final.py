@@ -1,71 +1,114 @@
 """The GAN search's final protocol: the best triple against baselines on the test split.
 
-Each spec trains ``final.repeats`` GANs (seeds from ``final.seed``; the same seeds for
-every spec) for ``final.steps`` steps (0: the search's ``train.steps``), vectorized, and
-is scored on the held-out test split: SSIM, perceptual distance and the fitness
-``17 · SSIM − PD``, reported as mean ± standard deviation (sample, ddof = 1). The
-dissertation's comparison (§7.4.3) is ten WGAN + spectral-norm runs against the evolved
-triple (test SSIM ×17: 9.4359 vs 11.6615; perceptual distance 2129.5 vs 2040.3 on
-CMP Facade with VGG-16 embeddings — those numbers are not comparable with ours).
+Each spec trains ``final.repeats`` GANs (the same seeds, from ``final.seed``, for every
+spec) for ``final.steps`` steps, vectorized, and is scored on the held-out test split:
+SSIM, perceptual distance and the fitness ``17 · SSIM − PD``, reported as mean ±
+standard deviation (ddof = 1), with a one-tailed Welch t-test of the best triple's
+fitness against each baseline's (``final.alternative``). Failed (NaN) runs are reported
+and left out of the statistics. The driver's own final protocol
+(:mod:`glojax.search.final`) compares classifiers by accuracy, so the GAN search runs
+this one from its ``finalize``.
+
+The dissertation's comparison (§7.4.3): ten WGAN + spectral-norm runs against the
+evolved triple on CMP Facade, test SSIM (×17) 9.4359 vs 11.6615 and perceptual distance
+(VGG-16) 2129.5069 vs 2040.2561 — not comparable with numbers from another data set and
+embedding network.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import numpy as np
 
+from glojax import config as config_lib
+from glojax import workdir as workdir_lib
+from glojax.analysis import stats
 from glojax.gan import losses as gan_losses
+from glojax.gan import plots
 from glojax.gan import population as pop
 from glojax.gan import trainer as tr
+from glojax.search import final as search_final
+
+FINAL_FILE = "final.json"
 
 
-def _mean_std(values) -> tuple[float, float]:
-  v = np.asarray(values, np.float64)
+def _check_specs(obj) -> None:
+  specs = obj.baselines
+  if not isinstance(specs, (list, tuple)) or not specs:
+    raise config_lib.FieldError(type(obj).__name__, "baselines", specs,
+                                "must be a non-empty list of GAN loss specs")
+  for spec in specs:
+    try:
+      gan_losses.get(spec)
+    except ValueError as e:
+      raise config_lib.FieldError(type(obj).__name__, "baselines", specs, str(e)) from None
+  object.__setattr__(obj, "baselines", tuple(specs))
+
+
+@dataclasses.dataclass(frozen=True)
+class GanFinalConfig(search_final.FinalConfig):
+  """``config.final`` of the GAN search (the shared final section plus baselines).
+
+  Attributes:
+    enabled, repeats, steps, alternative, seed: as :class:`glojax.search.final.FinalConfig`
+      (``repeats`` ≥ 2 for the t-test; ``steps`` trains every run).
+    baselines: GAN loss specs the best triple is compared with (the dissertation's
+      baseline is WGAN with spectral normalization).
+  """
+  repeats: int = 3
+  steps: int = 400
+  baselines: tuple = ("wgan", "non_saturating")
+
+  def __post_init__(self):
+    super().__post_init__()
+    _check_specs(self)
+
+
+def _summary(values) -> tuple:
+  v = np.asarray([np.nan if x is None else x for x in values], np.float64)
   v = v[np.isfinite(v)]
   if v.size == 0:
-    return float("nan"), float("nan")
+    return None, None
   return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def compare(search, specs: Sequence[str], *, log: Callable[[str], None] = print) -> dict:
+def evaluate(config, trainer: tr.GanTrainer, specs, *, log: Callable[[str], None] = print
+             ) -> dict:
   """Trains ``final.repeats`` GANs per spec and scores them on the test split.
 
   Args:
-    search: a built :class:`glojax.gan.search.GanSearch` (data, embedding, configs).
-    specs: GAN loss specs; Taylor triples (and WGAN/LSGAN, exactly Taylor triples:
-      :func:`glojax.gan.as_taylor`) share one compiled trainer, the sigmoid
+    config: the search's typed config (``final``, ``train``, ``search`` sections).
+    trainer: the search's Taylor trainer (its data and embedding weights).
+    specs: GAN loss specs. Taylor triples, WGAN and LSGAN (exactly Taylor triples,
+      :func:`glojax.gan.as_taylor`) train through one compiled trainer; the sigmoid
       formulations compile their own.
     log: progress printer.
 
   Returns:
-    ``{spec: {"ssim": [...], "perceptual": [...], "fitness": [...], "failed": int,
-    "ssim_mean", "ssim_std", "perceptual_mean", "perceptual_std", "fitness_mean",
-    "fitness_std", "samples": float[num_samples, H, W, C] of the first seed}}``.
+    ``{spec: {"ssim", "perceptual", "fitness": [per seed, None if failed], "failed",
+    "<metric>_mean", "<metric>_std", "samples": float[n, H, W, C] (first seed)}}``.
   """
-  cfg = search.cfg
-  f = cfg["final"]
-  config = search.train_config
-  if f["steps"]:
-    config = tr.GanTrainConfig(**{**cfg["train"], "steps": f["steps"]})
-  keys = jax.random.split(jax.random.PRNGKey(f["seed"]), f["repeats"])
-  trainers = {}
+  f = config.final
+  train_config = dataclasses.replace(config.train, steps=f.steps)
+  keys = jax.random.split(jax.random.PRNGKey(f.seed), f.repeats)
+  taylor = tr.GanTrainer(trainer.dataset, gan_losses.TAYLOR_FNS, train_config,
+                         trainer.embedding, trainer.networks)
   out = {}
   for spec in specs:
-    loss = gan_losses.get(spec)
     t0 = time.time()
-    # WGAN/LSGAN train through the (already compiled) Taylor trainer: same GAN.
+    loss = gan_losses.get(spec)
     train_loss = gan_losses.as_taylor(loss) or loss
-    fns = train_loss.fns
-    if fns not in trainers:
-      trainers[fns] = (search.trainer if fns is gan_losses.TAYLOR_FNS and not f["steps"]
-                       else tr.GanTrainer(search.dataset, fns, config, search.embedding))
-    cands = tr.stack([tr.candidate(train_loss, config)] * f["repeats"])
-    res = pop.evaluate_population(trainers[fns], cands, keys, split="test",
-                                  strategy=cfg["search"]["strategy"],
-                                  ssim_weight=cfg["search"]["ssim_weight"])
+    t = taylor if train_loss.fns is gan_losses.TAYLOR_FNS else tr.GanTrainer(
+        trainer.dataset, train_loss.fns, train_config, trainer.embedding, trainer.networks)
+    res = pop.evaluate_population(t, tr.stack([tr.candidate(train_loss, train_config)]
+                                              * f.repeats), keys, split="test",
+                                  strategy=config.search.strategy,
+                                  ssim_weight=config.search.ssim_weight)
     ok = res.metrics["finite"]
     row = {"ssim": [float(v) if o else None for v, o in zip(res.metrics["ssim"], ok)],
            "perceptual": [float(v) if o else None
@@ -73,27 +116,83 @@ def compare(search, specs: Sequence[str], *, log: Callable[[str], None] = print)
            "fitness": [float(v) if o else None for v, o in zip(res.fitness, ok)],
            "failed": int(np.sum(~ok)), "samples": res.samples[0]}
     for name in ("ssim", "perceptual", "fitness"):
-      values = np.asarray([np.nan if v is None else v for v in row[name]])
-      row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values)
+      row[f"{name}_mean"], row[f"{name}_std"] = _summary(row[name])
     out[loss.spec] = row
-    log(f"final  {_short(loss.spec):<32}  SSIM {row['ssim_mean']:.4f} ± "
-        f"{row['ssim_std']:.4f}  PD {row['perceptual_mean']:.4f} ± "
-        f"{row['perceptual_std']:.4f}  fitness {row['fitness_mean']:.4f}  failed "
-        f"{row['failed']}/{f['repeats']}  ({time.time() - t0:.0f}s)")
+    fmt = lambda m, s: "failed" if m is None else f"{m:.4f} ± {s:.4f}"
+    log(f"final  {_short(loss.spec):<34} SSIM {fmt(row['ssim_mean'], row['ssim_std'])}  "
+        f"PD {fmt(row['perceptual_mean'], row['perceptual_std'])}  failed "
+        f"{row['failed']}/{f.repeats}  ({time.time() - t0:.0f}s)")
   return out
 
 
-def _short(spec: str) -> str:
-  return spec if len(spec) <= 32 else spec[:29] + "..."
+def welch(candidate: dict, baseline: dict, alternative: str):
+  """Welch's t-test of two rows' fitness (None if either has < 2 finite runs)."""
+  a = [v for v in candidate["fitness"] if v is not None]
+  b = [v for v in baseline["fitness"] if v is not None]
+  if len(a) < 2 or len(b) < 2:
+    return None
+  r = stats.welch_ttest(a, b, alternative=alternative)
+  return {"t": r.t, "dof": r.dof, "p": r.p}
 
 
-def table(results: dict) -> str:
-  """A Markdown table of :func:`compare`'s results (mean ± std over seeds)."""
-  lines = ["| loss | test SSIM | test perceptual distance | 17·SSIM − PD | failed |",
-           "|---|---|---|---|---|"]
-  for spec, r in results.items():
-    lines.append(f"| `{_short(spec)}` | {r['ssim_mean']:.4f} ± {r['ssim_std']:.4f} | "
-                 f"{r['perceptual_mean']:.4f} ± {r['perceptual_std']:.4f} | "
-                 f"{r['fitness_mean']:.4f} ± {r['fitness_std']:.4f} | "
-                 f"{r['failed']}/{len(r['ssim'])} |")
+def table(rows: dict, tests: dict) -> str:
+  """A Markdown table of :func:`evaluate`'s rows (mean ± std over seeds)."""
+  fmt = lambda r, m: "—" if r[f"{m}_mean"] is None else (
+      f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}")
+  lines = ["| loss | test SSIM | test perceptual distance | 17·SSIM − PD | failed | "
+           "p (best > it) |", "|---|---|---|---|---|---|"]
+  for spec, r in rows.items():
+    p = tests.get(spec)
+    lines.append(f"| `{_short(spec)}` | {fmt(r, 'ssim')} | {fmt(r, 'perceptual')} | "
+                 f"{fmt(r, 'fitness')} | {r['failed']}/{len(r['ssim'])} | "
+                 f"{'—' if p is None else format(p['p'], '.3g')} |")
   return "\n".join(lines)
+
+
+def _short(spec: str) -> str:
+  return spec if len(spec) <= 34 else spec[:31] + "..."
+
+
+def run(config, trainer: tr.GanTrainer, best_spec: str, workdir: str, *,
+        log: Callable[[str], None] = print) -> dict:
+  """The final comparison of ``best_spec`` against ``config.final.baselines``.
+
+  Reuses ``final.json`` when it holds this spec's comparison under the same ``final``
+  section. Writes ``final.json``, ``final.md`` and ``samples_final.png`` (inputs, the
+  first seed's samples of every loss, targets).
+
+  Returns:
+    ``{"best_spec", "rows": {spec: summary (no samples)}, "welch": {baseline: {t, dof,
+    p} | None}, "table", "final_config"}``.
+  """
+  path = os.path.join(workdir, FINAL_FILE)
+  final_config = workdir_lib.to_jsonable(dict(sorted(config.final.to_dict().items())))
+  try:
+    done = workdir_lib.read_json(path)
+    if done["best_spec"] == best_spec and done["final_config"] == final_config:
+      log(f"final comparison already done for this loss and config.final ({path}; "
+          "delete it to retrain)")
+      log(done["table"])
+      return done
+  except (ValueError, KeyError, TypeError, FileNotFoundError, OSError):
+    pass
+  rows = evaluate(config, trainer, [best_spec, *config.final.baselines], log=log)
+  best = gan_losses.get(best_spec).spec
+  tests = {spec: welch(rows[best], row, config.final.alternative)
+           for spec, row in rows.items() if spec != best}
+  samples = {spec: row.pop("samples") for spec, row in rows.items()}
+  n = trainer.config.num_samples
+  ds = trainer.dataset.test
+  grid = {"input": ds.inputs[:n]}
+  grid.update({("best" if spec == best else spec.split("(")[0]): s
+               for spec, s in samples.items()})
+  grid["target"] = ds.targets[:n]
+  plots.image_grid(grid, os.path.join(workdir, "samples_final.png"),
+                   title="test split, first seed of each loss")
+  result = {"best_spec": best_spec, "rows": rows, "welch": tests,
+            "table": table(rows, tests), "final_config": final_config}
+  workdir_lib.write_json(path, result)
+  workdir_lib.write_text(os.path.join(workdir, "final.md"), result["table"] + "\n")
+  log("test split, mean ± std over seeds (p: one-tailed Welch t-test on fitness):\n"
+      + result["table"])
+  return workdir_lib.read_json(path)

@@ -99,7 +99,7 @@ def embedding_model(model_name: str, options, num_classes: int, image_shape) -> 
 
 def train_embedding(images, labels, validation, test, *, model_name: str = "small_cnn",
                     options=None, steps: int = 1000, batch_size: int = 100,
-                    learning_rate: float = 0.1, seed: int = 0) -> Embedding:
+                    learning_rate: float = 0.1, key=None) -> Embedding:
   """Trains the embedding classifier with cross-entropy (SGD, momentum 0.9), once per run.
 
   Args:
@@ -109,7 +109,7 @@ def train_embedding(images, labels, validation, test, *, model_name: str = "smal
     options: the model's options (e.g. ``{"features": (16, 32)}``).
     steps, batch_size, learning_rate: SGD schedule (``steps=0``: the untrained,
       randomly initialized network, whose features are a known weaker baseline).
-    seed: weights and batches.
+    key: PRNG key of weights and batches (default ``PRNGKey(0)``).
 
   Returns:
     The trained :class:`Embedding`.
@@ -123,6 +123,7 @@ def train_embedding(images, labels, validation, test, *, model_name: str = "smal
   from glojax.train.trainer import TrainConfig, Trainer
   if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
     raise ValueError(f"embedding steps must be an integer >= 0, got {steps!r}")
+  key = jax.random.PRNGKey(0) if key is None else key
   num_classes = int(max(np.max(labels), np.max(test[1]))) + 1
   model = embedding_model(model_name, options, num_classes, images.shape[1:])
   split = lambda x, y: data_lib.Split(np.asarray(x, np.float32), np.asarray(y, np.int32))
@@ -132,10 +133,10 @@ def train_embedding(images, labels, validation, test, *, model_name: str = "smal
                        learning_rate=learning_rate, momentum=0.9, steps_per_call=10,
                        loop="python")
   if steps == 0:
-    params = _init_program(model, tuple(images.shape[1:]))(jax.random.PRNGKey(seed))
+    params = _init_program(model, tuple(images.shape[1:]))(key)
     return Embedding(model, {"params": params}, model_name, float("nan"))
   trainer = Trainer(model, dataset, lambda p, lg, lb: losses.cross_entropy(lg, lb), config)
-  state = jax.jit(trainer.init)(jax.random.PRNGKey(seed))
+  state = jax.jit(trainer.init)(key)
   chunk = jax.jit(functools.partial(trainer.train_chunk, num_steps=config.steps_per_call))
   for _ in range(steps // config.steps_per_call):
     state = chunk(state, (), trainer.data)

@@ -9,10 +9,58 @@ paper-scale config widens and deepens them for 256×256 facades. Images are
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """The pix2pix networks of a run (``config.model.options``); hashable.
+
+  Attributes:
+    generator_features: channels of each U-Net down level.
+    discriminator_features: channels of each PatchGAN stride-2 conv.
+    spectral_norm: spectral normalization in the discriminator (the baseline's).
+
+  Raises:
+    ValueError: for an empty or non-positive channel list, or a non-bool
+      ``spectral_norm``.
+  """
+  generator_features: Sequence[int] = (32, 64)
+  discriminator_features: Sequence[int] = (32, 64)
+  spectral_norm: bool = True
+
+  def __post_init__(self):
+    for name in ("generator_features", "discriminator_features"):
+      feats = getattr(self, name)
+      ok = isinstance(feats, (list, tuple)) and len(feats) > 0 and all(
+          isinstance(f, (int, np.integer)) and not isinstance(f, bool) and f >= 1
+          for f in feats)
+      if not ok:
+        raise ValueError(f"{name}={feats!r} must be a non-empty list of positive "
+                         "channel counts")
+      object.__setattr__(self, name, tuple(int(f) for f in feats))
+    if not isinstance(self.spectral_norm, (bool, np.bool_)):
+      raise ValueError(f"spectral_norm={self.spectral_norm!r} must be True or False")
+
+  def check_image_shape(self, image_shape) -> None:
+    """Raises ValueError unless H and W are divisible by ``2 ** levels`` of both nets."""
+    h, w = image_shape[:2]
+    for name in ("generator_features", "discriminator_features"):
+      levels = 2 ** len(getattr(self, name))
+      if h % levels or w % levels:
+        raise ValueError(f"images {h}×{w} are not divisible by 2**len({name}) = {levels}; "
+                         "use fewer levels")
+
+  def generator(self, out_channels: int) -> "UNetGenerator":
+    return UNetGenerator(self.generator_features, out_channels)
+
+  def discriminator(self) -> "PatchDiscriminator":
+    return PatchDiscriminator(self.discriminator_features, self.spectral_norm)
 
 
 class UNetGenerator(nn.Module):

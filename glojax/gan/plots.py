@@ -91,3 +91,28 @@ def plot_triples(losses: Mapping[str, object], path: str, *,
   axes[0].legend(fontsize=7)
   _save(fig, plt, path)
   return path
+
+
+def plot_fitness(workdir: str, log) -> None:
+  """Writes ``fitness.png`` from ``log.jsonl``: every candidate's validation fitness
+  (17·SSIM − PD; failed ones left out) and the best, median and best-so-far per
+  generation. A plot is a convenience: a failure is logged, never raised."""
+  from glojax.analysis.plots import read_fitness_log
+  path = os.path.join(workdir, "fitness.png")
+  try:
+    rows = read_fitness_log(workdir)
+  except (OSError, ValueError) as e:
+    log(f"could not write {path}: {e}")
+    return
+  fig, plt = _figure((6.5, 4.0))
+  ax = fig.add_subplot(1, 1, 1)
+  for step, values in zip(rows["step"], rows["fitness"]):
+    ax.scatter([step] * len(values), values, s=8, color="0.7")
+  for key in ("best", "median", "best_ever"):
+    ax.plot(rows["step"], rows[key], label=key.replace("_", "-"),
+            marker="o" if key == "best" else None)
+  ax.set_xlabel("generation")
+  ax.set_ylabel("validation fitness: 17·SSIM − perceptual distance")
+  ax.legend(fontsize=8)
+  _save(fig, plt, path)
+  log(f"wrote {path}")

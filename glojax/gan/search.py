@@ -2,163 +2,214 @@
 
 Each genome is ``float32[15]``: the 12 Taylor parameters of a loss triple
 (:mod:`glojax.gan.losses`, each in [−10, 10]), then ``log10`` of the learning rate, the
-discriminator-feature-matching weight and the perceptual weight (their bounds are not
-given in the dissertation; ours are in :func:`default_config`). A generation trains
-every genome's conditional GAN as one compiled program
-(:func:`glojax.gan.population.evaluate_population`) and scores it with
+discriminator-feature-matching weight and the perceptual weight (the dissertation
+evolves these three too but does not give their ranges; ours are
+``config.search.*_bounds``). A generation trains every genome's conditional GAN as one
+compiled program (:func:`glojax.gan.population.evaluate_population`) and scores it with
 ``17 · SSIM − perceptual distance`` on the validation split; the GA
-(:mod:`glojax.gan.ga`) makes the next population. A candidate whose training diverges
-(NaN/inf) gets fitness −inf and does not touch its neighbours.
+(:mod:`glojax.gan.ga`) breeds the next population. A candidate whose training diverges
+(NaN/inf) gets fitness −inf (logged as ``null``) and does not touch its neighbours.
 
-The search has the shape every glojax search has:
-
-* ``search = GanSearch(config)`` validates the config and builds data, embedding
-  network and trainer (nothing is written);
-* ``state = search.init(key)`` — one pytree (:class:`GanSearchState`), checkpointed whole;
-* ``state, record = search.step(state, key)`` — one generation; ``record`` is JSON;
-* ``results = search.finalize(state, log)`` — best triple vs baselines on the test split.
-
-:func:`run` drives it in a workdir (config.json, log.jsonl, checkpoint.npz,
-best_loss.txt, samples/gen_NNN.png, final.json, fitness.png) and resumes there.
+:class:`GanSearch` runs on the shared driver (:mod:`glojax.search.driver`): its state
+is one pytree (:class:`State`, holding the embedding network's weights too, so a
+resumed run scores with exactly the same network), checkpointed after every generation.
+``glojax.search.run("gan", config, workdir)`` runs it; ``experiments/gan.py`` is the
+binary. Files: the driver's (``config.json``, ``log.jsonl``, ``checkpoint.npz``), plus
+``samples_gen_NNN.png`` (inputs / best candidate's samples / targets, each generation),
+``best_loss.txt`` (a ``gan_taylor(...)`` spec with the evolved hyperparameters),
+``fitness.png``, and the final comparison (:mod:`glojax.gan.final`): ``final.json``,
+``final.md``, ``samples_final.png``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from glojax import config as config_lib
+from glojax import workdir as workdir_lib
 from glojax.gan import data as data_lib
+from glojax.gan import final as final_lib
 from glojax.gan import ga
 from glojax.gan import losses as gan_losses
 from glojax.gan import metrics
 from glojax.gan import plots
 from glojax.gan import population as pop
 from glojax.gan import trainer as tr
-from glojax.search import common
+from glojax.gan.models import Networks
+from glojax.search import driver
 
 GENOME_SIZE = gan_losses.NUM_PARAMS + 3
-RESUMABLE_KEYS = ("search.generations", "final")
-_PURPOSE_INIT, _PURPOSE_TRAIN, _PURPOSE_VARY = range(3)
-EMBEDDING_FILE = "embedding.npz"
+MODELS = ("pix2pix",)
+_PURPOSE_INIT, _PURPOSE_EMBEDDING, _PURPOSE_TRAIN, _PURPOSE_VARY = range(4)
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every key a GAN search config may set, with defaults sized for a CPU."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.data = ml_collections.ConfigDict({
-      "dataset": "mnist5k", "task": "inpaint", "seed": 0, "max_train": 0,
-      "max_eval": 0, "options": {}})
-  # The perceptual network: a glojax.models classifier trained once on the data
-  # (VGG-16 ImageNet weights cannot be downloaded offline; steps=0: untrained).
-  c.embedding = ml_collections.ConfigDict({
-      "model": "small_cnn", "options": {"features": (16, 32), "dense": 64},
-      "steps": 500, "batch_size": 100, "learning_rate": 0.05})
-  c.train = ml_collections.ConfigDict({
-      "steps": 400, "batch_size": 32, "learning_rate": 2e-4, "feature_weight": 10.0,
-      "perceptual_weight": 10.0, "beta1": 0.5, "beta2": 0.999,
-      "generator_features": (32, 64), "discriminator_features": (32, 64),
-      "spectral_norm": True, "steps_per_call": 5, "loop": "auto",
-      "eval_batch_size": 250, "num_samples": 8})
-  c.search = ml_collections.ConfigDict({
-      "population_size": 8, "generations": 10, "elites": 2, "tournament_size": 3,
-      "crossover_probability": 0.5, "mutation_probability": 0.25,
-      "mutation_scale": 0.1, "ssim_weight": pop.SSIM_WEIGHT, "strategy": "auto",
-      # Specs put into the first population (e.g. ["wgan"]); the rest is uniform.
-      "init_specs": (),
-      "bounds": {"theta": (-10.0, 10.0), "log10_learning_rate": (-5.0, -3.0),
-                 "feature_weight": (0.0, 20.0), "perceptual_weight": (0.0, 20.0)}})
-  c.final = ml_collections.ConfigDict({
-      "enabled": True, "repeats": 3, "steps": 0, "seed": 1,
-      "baselines": ("wgan", "non_saturating")})
-  return c
+# ---- config sections ----------------------------------------------------------------
 
 
-def validate_config(config) -> dict:
-  """Checks ``config`` against :func:`default_config`; returns it as a plain dict.
+@dataclasses.dataclass(frozen=True)
+class PairsConfig(config_lib.Section):
+  """``config.pairs``: how image pairs are made from ``config.dataset``
+  (:func:`glojax.gan.data.make_paired`).
 
-  Raises:
-    ValueError: for unknown keys, bad names or values out of range, naming the key.
+  Attributes:
+    task: ``"inpaint"``, ``"edges"`` or ``"denoise"``.
+    max_train: keep the first ``max_train`` training pairs (0: all).
+    max_eval: keep the first ``max_eval`` validation and test pairs (0: all).
   """
-  cfg = common.with_defaults(config, default_config())
-  s, f = cfg["search"], cfg["final"]
-  for key, low in (("population_size", 2), ("generations", 0), ("elites", 0),
-                   ("tournament_size", 1)):
-    _check_int(f"search.{key}", s[key], low)
-  if s["elites"] >= s["population_size"]:
-    raise ValueError(f"config.search.elites={s['elites']} must be smaller than "
-                     f"population_size={s['population_size']}")
-  for key in ("crossover_probability", "mutation_probability"):
-    if not 0.0 <= s[key] <= 1.0:
-      raise ValueError(f"config.search.{key}={s[key]!r} must be in [0, 1]")
-  if not s["mutation_scale"] > 0:
-    raise ValueError(f"config.search.mutation_scale={s['mutation_scale']!r} must be > 0")
-  if s["strategy"] not in pop.STRATEGIES:
-    raise ValueError(f"config.search.strategy={s['strategy']!r} is not one of "
-                     f"{pop.STRATEGIES}")
-  if len(s["init_specs"]) > s["population_size"]:
-    raise ValueError(f"config.search.init_specs has {len(s['init_specs'])} specs, more "
-                     f"than population_size={s['population_size']}")
-  bounds = bounds_arrays(cfg)  # checks the bounds
-  for spec in s["init_specs"]:
-    genome_from_spec(spec, cfg)  # a bad spec, a non-Taylor one or out of bounds
-  del bounds
-  _check_int("final.repeats", f["repeats"], 1)
-  _check_int("final.steps", f["steps"], 0)
-  for spec in f["baselines"]:
-    gan_losses.get(spec)
-  if cfg["data"]["task"] not in data_lib.TASKS:
-    raise ValueError(f"config.data.task={cfg['data']['task']!r} is not one of "
-                     f"{data_lib.TASKS}")
-  _check_int("embedding.steps", cfg["embedding"]["steps"], 0)
-  train_config(cfg)  # GanTrainConfig's own checks
-  return cfg
+  task: str = "inpaint"
+  max_train: int = 0
+  max_eval: int = 0
+
+  def __post_init__(self):
+    config_lib.check_choice(self, "task", data_lib.TASKS)
+    config_lib.check_int(self, "max_train", 0)
+    config_lib.check_int(self, "max_eval", 0)
 
 
-def _check_int(key: str, value, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-    raise ValueError(f"config.{key}={value!r} must be an integer >= {low}")
+@dataclasses.dataclass(frozen=True)
+class GanModelConfig(config_lib.Section):
+  """``config.model``: the GAN's networks.
 
-
-def train_config(cfg: dict, steps: int = 0) -> tr.GanTrainConfig:
-  """The :class:`~glojax.gan.trainer.GanTrainConfig` of ``cfg`` (``steps`` overrides)."""
-  t = dict(cfg["train"])
-  if steps:
-    t["steps"] = steps
-  try:
-    return tr.GanTrainConfig(**t)
-  except TypeError as e:  # a key GanTrainConfig does not take
-    raise ValueError(f"config.train: {e}") from None
-
-
-def bounds_arrays(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-  """``(low, high)``: ``float32[15]`` genome bounds of ``cfg``.
-
-  Raises:
-    ValueError: if a bound is not a ``(low, high)`` pair with ``low <= high`` or the
-      learning-rate range is not within ``[-10, 0]`` (``log10``).
+  Attributes:
+    name: ``"pix2pix"`` (U-Net generator, PatchGAN discriminator).
+    options: :class:`glojax.gan.models.Networks` fields (``generator_features``,
+      ``discriminator_features``, ``spectral_norm``); unset ones take Networks'
+      defaults ((32, 64), (32, 64), True).
   """
-  b = cfg["search"]["bounds"]
-  pairs = []
-  for key in ("theta", "log10_learning_rate", "feature_weight", "perceptual_weight"):
-    pair = b[key]
-    if len(pair) != 2 or not pair[0] <= pair[1] or not all(np.isfinite(pair)):
-      raise ValueError(f"config.search.bounds.{key}={pair!r} must be a finite (low, "
-                       "high) pair with low <= high")
-    pairs += [pair] * (gan_losses.NUM_PARAMS if key == "theta" else 1)
-  low, high = np.asarray(pairs, np.float32).T
-  if low[12] < -10 or high[12] > 0:
-    raise ValueError(f"config.search.bounds.log10_learning_rate={b['log10_learning_rate']!r}"
-                     " must lie in [-10, 0]")
-  if low[13] < 0 or low[14] < 0:
-    raise ValueError("config.search.bounds of the additive-loss weights must be >= 0")
-  return low, high
+  name: str = "pix2pix"
+  options: Mapping = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    config_lib.check_choice(self, "name", MODELS)
+    config_lib.check_mapping(self, "options", "{'generator_features': (32, 64)}")
+    try:
+      self.networks()
+    except (TypeError, ValueError) as e:
+      raise config_lib.FieldError(type(self).__name__, "options", dict(self.options),
+                                  f"cannot build {self.name} networks: {e}") from None
+
+  def networks(self) -> Networks:
+    return Networks(**self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingConfig(config_lib.Section):
+  """``config.embedding``: the perceptual network, a classifier trained once per run.
+
+  VGG-16 ImageNet weights (the dissertation's) cannot be downloaded offline; any
+  :mod:`glojax.models` classifier without batch norm works (``steps=0``: untrained).
+
+  Attributes:
+    model, options: the classifier (:func:`glojax.models.get`).
+    steps, batch_size, learning_rate: its SGD training (momentum 0.9).
+  """
+  model: str = "small_cnn"
+  options: Mapping = dataclasses.field(default_factory=dict)
+  steps: int = 500
+  batch_size: int = 100
+  learning_rate: float = 0.05
+
+  def __post_init__(self):
+    from glojax import models as models_lib
+    config_lib.check_choice(self, "model", models_lib.names())
+    config_lib.check_mapping(self, "options", "{'features': (8, 16)}")
+    config_lib.check_int(self, "steps", 0)
+    config_lib.check_int(self, "batch_size", 1)
+    config_lib.check_number(self, "learning_rate", low=0.0, low_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig(config_lib.Section):
+  """``config.search``: the GA (:mod:`glojax.gan.ga`) and the fitness.
+
+  Attributes:
+    population_size, generations: GA size (generations may grow on resume).
+    elites, tournament_size, crossover_probability, mutation_probability,
+      mutation_scale: the GA's operators.
+    ssim_weight: fitness = ``ssim_weight · SSIM − perceptual distance`` (17).
+    strategy: population strategy (:data:`glojax.gan.population.STRATEGIES`).
+    init_specs: Taylor-representable specs put into the first population (e.g.
+      ``("wgan",)``); the rest is uniform in the bounds.
+    theta_bounds, log10_learning_rate_bounds, feature_weight_bounds,
+      perceptual_weight_bounds: ``(low, high)`` of the genome's parts.
+  """
+  population_size: int = 8
+  generations: int = 10
+  elites: int = 2
+  tournament_size: int = 3
+  crossover_probability: float = 0.5
+  mutation_probability: float = 0.25
+  mutation_scale: float = 0.1
+  ssim_weight: float = pop.SSIM_WEIGHT
+  strategy: str = "auto"
+  init_specs: tuple = ()
+  theta_bounds: tuple = gan_losses.THETA_BOUNDS
+  log10_learning_rate_bounds: tuple = (-5.0, -3.0)
+  feature_weight_bounds: tuple = (0.0, 20.0)
+  perceptual_weight_bounds: tuple = (0.0, 20.0)
+
+  def __post_init__(self):
+    config_lib.check_int(self, "population_size", 2)
+    config_lib.check_int(self, "generations", 0)
+    config_lib.check_int(self, "elites", 0, self.population_size - 1,
+                         why=" (smaller than population_size)")
+    config_lib.check_int(self, "tournament_size", 1)
+    config_lib.check_number(self, "crossover_probability", 0.0, 1.0)
+    config_lib.check_number(self, "mutation_probability", 0.0, 1.0)
+    config_lib.check_number(self, "mutation_scale", low=0.0, low_open=True)
+    config_lib.check_number(self, "ssim_weight", low=0.0)
+    config_lib.check_choice(self, "strategy", pop.STRATEGIES)
+    for name, low, high in (("theta_bounds", None, None),
+                            ("log10_learning_rate_bounds", -10.0, 0.0),
+                            ("feature_weight_bounds", 0.0, None),
+                            ("perceptual_weight_bounds", 0.0, None)):
+      _check_bounds(self, name, low, high)
+    if not isinstance(self.init_specs, (list, tuple)) or len(self.init_specs) > (
+        self.population_size):
+      raise config_lib.FieldError(type(self).__name__, "init_specs", self.init_specs,
+                                  "must be a list of at most population_size specs")
+    object.__setattr__(self, "init_specs", tuple(self.init_specs))
+
+  def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``: ``float32[15]`` genome bounds."""
+    pairs = ([self.theta_bounds] * gan_losses.NUM_PARAMS
+             + [self.log10_learning_rate_bounds, self.feature_weight_bounds,
+                self.perceptual_weight_bounds])
+    low, high = np.asarray(pairs, np.float32).T
+    return low, high
+
+
+def _check_bounds(obj, name: str, low: Optional[float], high: Optional[float]) -> None:
+  pair = getattr(obj, name)
+  ok = (isinstance(pair, (list, tuple)) and len(pair) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                and np.isfinite(v) for v in pair) and pair[0] <= pair[1])
+  ok = ok and (low is None or pair[0] >= low) and (high is None or pair[1] <= high)
+  if not ok:
+    within = "" if low is None and high is None else f" within [{low}, {high}]"
+    raise config_lib.FieldError(type(obj).__name__, name, pair,
+                                f"must be a finite (low, high) pair, low <= high{within}")
+  object.__setattr__(obj, name, (float(pair[0]), float(pair[1])))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(driver.RunConfig):
+  """A GAN loss search config; defaults are sized for a CPU (the quickstart's)."""
+  model: GanModelConfig = dataclasses.field(default_factory=GanModelConfig)
+  train: tr.GanTrainConfig = dataclasses.field(default_factory=tr.GanTrainConfig)
+  final: final_lib.GanFinalConfig = dataclasses.field(
+      default_factory=final_lib.GanFinalConfig)
+  pairs: PairsConfig = dataclasses.field(default_factory=PairsConfig)
+  embedding: EmbeddingConfig = dataclasses.field(default_factory=EmbeddingConfig)
+  search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
 
 
 # ---- genomes <-> specs <-> candidates ---------------------------------------------
@@ -171,29 +222,21 @@ def genome_spec(genome) -> str:
                                 feature_weight=float(g[13]), perceptual_weight=float(g[14]))
 
 
-def genome_from_spec(spec: str, cfg: dict) -> np.ndarray:
+def genome_from_spec(spec: str, train: tr.GanTrainConfig) -> np.ndarray:
   """The ``float32[15]`` genome of a Taylor-representable spec (``wgan``, ``lsgan``,
-  ``gan_taylor(...)``, ``taylorglo_facade``); hyperparameters default to ``cfg["train"]``.
+  ``gan_taylor(...)``, ``taylorglo_facade``); hyperparameters default to ``train``'s.
 
   Raises:
-    ValueError: for a spec with no Taylor form (minimax, non-saturating) or outside
-      the search bounds.
+    ValueError: for a bad spec or one with no Taylor form (minimax, non-saturating).
   """
   loss = gan_losses.as_taylor(spec)
   if loss is None:
-    raise ValueError(f"config.search.init_specs: {spec!r} is not a Taylor triple "
-                     f"(use one of wgan, lsgan, taylorglo_facade, gan_taylor(...))")
-  theta = loss.theta
-  hp = {k: loss.hparams.get(k, cfg["train"][k]) for k in gan_losses.HPARAMS}
-  genome = np.concatenate([np.asarray(theta, np.float64),
-                           [np.log10(hp["learning_rate"]), hp["feature_weight"],
-                            hp["perceptual_weight"]]]).astype(np.float32)
-  low, high = bounds_arrays(cfg)
-  out = (genome < low) | (genome > high)
-  if out.any():
-    raise ValueError(f"config.search.init_specs: {spec!r} lies outside the search bounds "
-                     f"at genome entries {np.flatnonzero(out).tolist()}")
-  return genome
+    raise ValueError(f"{spec!r} is not a Taylor triple (use wgan, lsgan, "
+                     "taylorglo_facade or gan_taylor(...))")
+  hp = {k: loss.hparams.get(k, getattr(train, k)) for k in gan_losses.HPARAMS}
+  return np.concatenate([np.asarray(loss.theta, np.float64),
+                         [np.log10(hp["learning_rate"]), hp["feature_weight"],
+                          hp["perceptual_weight"]]]).astype(np.float32)
 
 
 def candidates_of(genomes) -> tr.Candidate:
@@ -203,174 +246,151 @@ def candidates_of(genomes) -> tr.Candidate:
                       tr.Hyper(10.0 ** g[:, 12], g[:, 13], g[:, 14]))
 
 
-class GanSearchState(NamedTuple):
-  """The whole search state (a pytree of arrays; checkpointed as one)."""
-  generation: jax.Array       # int32[]: generations finished
-  genomes: jax.Array          # float32[K, 15]: the population the next step evaluates
-  best_genome: jax.Array      # float32[15]: best evaluated so far
-  best_fitness: jax.Array     # float32[]: its fitness (−inf before any)
-  best_generation: jax.Array  # int32[]: where it was found (−1 before any)
+class State(NamedTuple):
+  """The whole GAN search state (checkpointed as one pytree).
 
-
-# ---- the search -------------------------------------------------------------------
-
-
-class GanSearch:
-  """The GAN loss search of one config (module docstring).
-
-  ``GanSearch(config)`` validates the config and builds the paired data (cheap; nothing
-  is written); :meth:`build` then trains (or loads) the embedding network and builds
-  the trainer, which :meth:`init`, :meth:`step` and :meth:`finalize` need.
-
-  Args:
-    config: a ConfigDict/mapping with the keys of :func:`default_config`.
-    log: progress printer.
-
-  Raises:
-    ValueError: for a bad config; FileNotFoundError if the data set is not installed.
+  Attributes:
+    generation: finished generations.
+    genomes: ``float32[K, 15]``, the population the next step evaluates.
+    best_genome: ``float32[15]``, the best evaluated so far (NaN before any).
+    best_fitness: its validation fitness (−inf before any).
+    best_generation: the generation it came from (−1 before any).
+    embedding: the perceptual network's weights (trained in ``init``).
+    embedding_accuracy: its test accuracy (NaN if untrained).
+    samples: ``float32[num_samples, H, W, C]``, the last generation's best
+      candidate's samples of the first validation pairs.
   """
+  generation: int
+  genomes: np.ndarray
+  best_genome: np.ndarray
+  best_fitness: float
+  best_generation: int
+  embedding: Any
+  embedding_accuracy: float
+  samples: np.ndarray
 
-  def __init__(self, config, *, log: Callable[[str], None] = print):
-    self.cfg = validate_config(config)
-    self.log = log
-    d = self.cfg["data"]
-    self.dataset = data_lib.make_paired(d["dataset"], d["task"], seed=d["seed"],
-                                        max_train=d["max_train"], max_eval=d["max_eval"],
-                                        **d["options"])
-    self.train_config = train_config(self.cfg)
-    if self.train_config.batch_size > len(self.dataset.train):
-      raise ValueError(f"config.train.batch_size={self.train_config.batch_size} is larger "
-                       f"than the train split ({len(self.dataset.train)} pairs)")
-    h, w = self.dataset.image_shape[:2]
-    for key in ("generator_features", "discriminator_features"):
-      levels = 2 ** len(getattr(self.train_config, key))
-      if h % levels or w % levels:
-        raise ValueError(f"config.train.{key}: images {h}×{w} are not divisible by "
-                         f"2**{len(getattr(self.train_config, key))}; use fewer levels")
-    e = self.cfg["embedding"]
-    labels = self.dataset.train.labels
-    self._num_classes = int(max(labels.max(), self.dataset.test.labels.max())) + 1
-    metrics.embedding_model(e["model"], e["options"], self._num_classes,
-                            self.dataset.image_shape)  # a bad model/option fails here
-    self.low, self.high = (jnp.asarray(a) for a in bounds_arrays(self.cfg))
-    self.embedding: Optional[metrics.Embedding] = None
-    self.trainer: Optional[tr.GanTrainer] = None
-    self.last_samples: Optional[np.ndarray] = None  # best candidate's, last step
 
-  def build(self, embedding_path: Optional[str] = None) -> "GanSearch":
-    """Trains the embedding network (or loads it from ``embedding_path`` if that file
-    exists; a trained one is saved there) and builds the trainer. Returns ``self``."""
-    if self.trainer is not None:
-      return self
-    e = self.cfg["embedding"]
-    if embedding_path and os.path.exists(embedding_path):
-      self.embedding = self._load_embedding(embedding_path)
-      self.log(f"embedding network {e['model']} loaded from {embedding_path} (test "
-               f"accuracy {self.embedding.test_accuracy:.3f})")
-    else:
-      self.embedding = self._train_embedding()
-      if embedding_path:
-        _save_npz(embedding_path, {
-            **common.flatten_state("embedding", self.embedding.variables),
-            "test_accuracy": np.float64(self.embedding.test_accuracy)})
-    self.trainer = tr.GanTrainer(self.dataset, gan_losses.TAYLOR_FNS, self.train_config,
-                                 self.embedding)
-    return self
+_PAIRED: dict = {}
 
-  def _train_embedding(self) -> metrics.Embedding:
-    e, ds = self.cfg["embedding"], self.dataset
-    t0 = time.time()
-    emb = metrics.train_embedding(
-        ds.train.targets, ds.train.labels, (ds.validation.targets, ds.validation.labels),
-        (ds.test.targets, ds.test.labels), model_name=e["model"], options=e["options"],
-        steps=e["steps"], batch_size=e["batch_size"], learning_rate=e["learning_rate"],
-        seed=self.cfg["seed"])
-    self.log(f"embedding network {e['model']} trained for {e['steps']} steps: test "
-             f"accuracy {emb.test_accuracy:.3f} ({time.time() - t0:.0f}s)")
-    return emb
 
-  def _load_embedding(self, path: str) -> metrics.Embedding:
-    e = self.cfg["embedding"]
-    model = metrics.embedding_model(e["model"], e["options"], self._num_classes,
-                                    self.dataset.image_shape)
-    template = jax.eval_shape(lambda: {"params": model.init(
-        jax.random.PRNGKey(0), jnp.zeros((1,) + self.dataset.image_shape),
-        train=False)["params"]})
-    template = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), template)
+def _paired(config: Config) -> data_lib.PairedDataset:
+  """The run's paired data, cached per (dataset, pairs) for runs in one process."""
+  d, p = config.dataset, config.pairs
+  key = workdir_lib.dumps({"dataset": d, "pairs": p})
+  if key not in _PAIRED:
+    if len(_PAIRED) >= 2:
+      _PAIRED.pop(next(iter(_PAIRED)))
+    _PAIRED[key] = data_lib.make_paired(d.name, p.task, seed=d.seed,
+                                        max_train=p.max_train, max_eval=p.max_eval,
+                                        **d.options)
+  return _PAIRED[key]
+
+
+class GanSearch(driver.Search):
+  """The GAN loss search (module docstring) on the shared driver."""
+  name = "GAN"
+  config_class = Config
+  resumable_keys = ("search.generations", "final")
+
+  def __init__(self, config: Config):
+    # No driver.Problem: the candidates are GANs, not classifiers of config.model.
+    self.config, self.problem = config, None
+    self.dataset = _paired(config)
+    t, s, e = config.train, config.search, config.embedding
+    if t.batch_size > len(self.dataset.train):
+      raise ValueError(f"config.train.batch_size={t.batch_size} is larger than the "
+                       f"train split of {self.dataset.name} ({len(self.dataset.train)} "
+                       "pairs)")
+    self.networks = config.model.networks()
     try:
-      with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-      variables = common.unflatten_state("embedding", arrays, template)
-      accuracy = float(arrays["test_accuracy"])
-    except Exception as err:  # damaged file or a different embedding network
-      raise ValueError(f"{path} is unreadable or belongs to another embedding network "
-                       f"({type(err).__name__}: {err}); delete it to retrain") from None
-    return metrics.Embedding(model, variables, e["model"], accuracy)
+      self.networks.check_image_shape(self.dataset.image_shape)
+    except ValueError as err:
+      raise ValueError(f"config.model.options: {err}") from None
+    labels = np.concatenate([self.dataset.train.labels, self.dataset.test.labels])
+    self.num_classes = int(labels.max()) + 1
+    try:
+      model = metrics.embedding_model(e.model, e.options, self.num_classes,
+                                      self.dataset.image_shape)
+    except (TypeError, ValueError) as err:
+      raise ValueError(f"config.embedding.options={dict(e.options)!r} cannot build "
+                       f"{e.model!r}: {err}") from None
+    for spec in s.init_specs:
+      try:
+        genome_from_spec(spec, t)
+      except ValueError as err:
+        raise ValueError(f"config.search.init_specs: {err}") from None
+    self.low, self.high = (jnp.asarray(a) for a in s.bounds())
+    for spec in s.init_specs:
+      g = genome_from_spec(spec, t)
+      out = np.flatnonzero((g < np.asarray(self.low)) | (g > np.asarray(self.high)))
+      if out.size:
+        raise ValueError(f"config.search.init_specs: {spec!r} lies outside the search "
+                         f"bounds at genome entries {out.tolist()}")
+    template = jax.eval_shape(lambda: model.init(
+        jax.random.PRNGKey(0), jnp.zeros((1,) + self.dataset.image_shape),
+        train=False)["params"])
+    self._embedding_template = jax.tree_util.tree_map(
+        lambda a: np.zeros(a.shape, a.dtype), template)
+    self.trainer = tr.GanTrainer(
+        self.dataset, gan_losses.TAYLOR_FNS, t,
+        metrics.Embedding(model, {"params": self._embedding_template}, e.model,
+                          float("nan")), self.networks)
+    self._workdir: Optional[str] = None
 
-  def _require_built(self):
-    if self.trainer is None:
-      raise RuntimeError("call GanSearch.build() before init/step/finalize")
+  # -- the algorithm --
 
-  @property
-  def population_size(self) -> int:
-    return self.cfg["search"]["population_size"]
-
-  def train_embedding(self) -> metrics.Embedding:
-    """Trains the perceptual network once on the train split (deterministic in seed)."""
-    e, ds = self.cfg["embedding"], self.dataset
-    t0 = time.time()
+  def init(self, key: jax.Array) -> State:
+    """Trains the embedding network; the first population (``init_specs``, then
+    uniform in the bounds)."""
+    e, ds, s = self.config.embedding, self.dataset, self.config.search
     emb = metrics.train_embedding(
         ds.train.targets, ds.train.labels, (ds.validation.targets, ds.validation.labels),
-        (ds.test.targets, ds.test.labels), model_name=e["model"], options=e["options"],
-        steps=e["steps"], batch_size=e["batch_size"], learning_rate=e["learning_rate"],
-        seed=self.cfg["seed"])
-    self.log(f"embedding network {e['model']} trained for {e['steps']} steps: test "
-             f"accuracy {emb.test_accuracy:.3f} ({time.time() - t0:.0f}s)")
-    return emb
+        (ds.test.targets, ds.test.labels), model_name=e.model, options=e.options,
+        steps=e.steps, batch_size=e.batch_size, learning_rate=e.learning_rate,
+        key=jax.random.fold_in(key, _PURPOSE_EMBEDDING))
+    seeded = [genome_from_spec(spec, self.config.train) for spec in s.init_specs]
+    rest = ga.sample_uniform(jax.random.fold_in(key, _PURPOSE_INIT),
+                             s.population_size - len(seeded), self.low, self.high)
+    genomes = np.concatenate([np.reshape(seeded, (-1, GENOME_SIZE)).astype(np.float32),
+                              np.asarray(rest)])
+    n = self.config.train.num_samples
+    return State(0, genomes, np.full(GENOME_SIZE, np.nan, np.float32), float("-inf"), -1,
+                 jax.tree_util.tree_map(np.asarray, emb.variables["params"]),
+                 float(emb.test_accuracy),
+                 np.zeros((min(n, len(ds.validation)),) + ds.image_shape, np.float32))
 
-  def init(self, key: jax.Array) -> GanSearchState:
-    """The first population: ``init_specs`` genomes, the rest uniform in the bounds."""
-    self._require_built()
-    s = self.cfg["search"]
-    seeded = [genome_from_spec(spec, self.cfg) for spec in s["init_specs"]]
-    rest = ga.sample_uniform(key, self.population_size - len(seeded), self.low, self.high)
-    genomes = jnp.concatenate([jnp.asarray(np.reshape(seeded, (-1, GENOME_SIZE)),
-                                           jnp.float32), rest])
-    return GanSearchState(jnp.int32(0), genomes, jnp.full((GENOME_SIZE,), jnp.nan),
-                          jnp.float32(-jnp.inf), jnp.int32(-1))
+  def abstract_state(self):
+    return workdir_lib.spec_of(State(
+        0, np.zeros((self.config.search.population_size, GENOME_SIZE), np.float32),
+        np.zeros(GENOME_SIZE, np.float32), 0.0, 0, self._embedding_template, 0.0,
+        np.zeros((min(self.config.train.num_samples, len(self.dataset.validation)),)
+                 + self.dataset.image_shape, np.float32)))
 
-  def step(self, state: GanSearchState, key: jax.Array
-           ) -> tuple[GanSearchState, dict]:
-    """Evaluates ``state.genomes`` and breeds the next population.
+  def done(self, state: State) -> bool:
+    return state.generation >= self.config.search.generations
 
-    Returns:
-      ``(state, record)``; ``record`` is a JSON-able dict of this generation
-      (fitness/SSIM/perceptual per candidate, ``None`` for failed ones, the best spec).
-    """
-    self._require_built()
-    s = self.cfg["search"]
+  def step(self, state: State, key: jax.Array) -> tuple[State, dict]:
+    """Trains and scores ``state.genomes``; breeds the next population."""
     t0 = time.time()
-    train_key, vary_key = jax.random.split(key)
-    keys = jax.random.split(train_key, self.population_size)
-    result = pop.evaluate_population(self.trainer, candidates_of(state.genomes), keys,
-                                     strategy=s["strategy"], ssim_weight=s["ssim_weight"])
+    s, g = self.config.search, state.generation
+    trainer = self.trainer.with_embedding({"params": state.embedding})
+    keys = jax.random.split(jax.random.fold_in(key, _PURPOSE_TRAIN), s.population_size)
+    result = pop.evaluate_population(trainer, candidates_of(state.genomes), keys,
+                                     strategy=s.strategy, ssim_weight=s.ssim_weight)
     fitness = result.fitness
     i = int(np.argmax(ga.ranking_fitness(fitness)))
-    best_genome, best_fitness, best_gen = (state.best_genome, state.best_fitness,
-                                           state.best_generation)
-    if np.isfinite(fitness[i]) and fitness[i] > float(state.best_fitness):
-      best_genome, best_fitness = state.genomes[i], jnp.float32(fitness[i])
-      best_gen = state.generation
-    self.last_samples = result.samples[i]
+    best = (state.best_genome, state.best_fitness, state.best_generation)
+    if np.isfinite(fitness[i]) and fitness[i] > state.best_fitness:
+      best = (np.asarray(state.genomes[i], np.float32), float(fitness[i]), g)
     genomes = ga.next_generation(
-        vary_key, state.genomes, jnp.asarray(fitness), low=self.low, high=self.high,
-        elites=s["elites"], tournament_size=s["tournament_size"],
-        crossover_probability=s["crossover_probability"],
-        mutation_probability=s["mutation_probability"], mutation_scale=s["mutation_scale"])
+        jax.random.fold_in(key, _PURPOSE_VARY), jnp.asarray(state.genomes),
+        jnp.asarray(fitness), low=self.low, high=self.high, elites=s.elites,
+        tournament_size=s.tournament_size, crossover_probability=s.crossover_probability,
+        mutation_probability=s.mutation_probability, mutation_scale=s.mutation_scale)
     finite = np.isfinite(fitness)
     nullable = lambda a: [float(v) if ok else None for v, ok in zip(a, finite)]
     record = {
-        "generation": int(state.generation),
+        "generation": g,
         "fitness": nullable(fitness),
         "ssim": nullable(result.metrics["ssim"]),
         "perceptual": nullable(result.metrics["perceptual"]),
@@ -378,48 +398,96 @@ class GanSearch:
         "mean": float(np.mean(fitness[finite])) if finite.any() else None,
         "median": float(np.median(fitness[finite])) if finite.any() else None,
         "failed": int(np.sum(~finite)),
-        "best_spec": genome_spec(state.genomes[i]),
+        "best_spec": genome_spec(state.genomes[i]) if finite[i] else None,
         "genomes": np.asarray(state.genomes).tolist(),
-        "best_ever": float(best_fitness) if np.isfinite(float(best_fitness)) else None,
+        "best_ever": best[1] if np.isfinite(best[1]) else None,
+        "sample_grid": _grid_name(g),
         "wall_time_s": time.time() - t0,
     }
-    new = GanSearchState(state.generation + 1, genomes, best_genome, best_fitness, best_gen)
-    return new, record
+    samples = np.asarray(result.samples[i], np.float32) if finite[i] else state.samples
+    return State(g + 1, np.asarray(genomes), *best, state.embedding,
+                 state.embedding_accuracy, samples), record
 
-  def best_spec(self, state: GanSearchState) -> Optional[str]:
+  # -- messages and files --
+
+  def describe(self, workdir: str) -> str:
+    self._workdir = workdir  # where progress() writes each generation's sample grid
+    s, t = self.config.search, self.config.train
+    return (f"GAN loss search: {self.dataset.describe()}; pix2pix {self.networks}; "
+            f"population {s.population_size}, {s.generations} generations, {t.steps} "
+            f"steps per candidate (strategy {pop.resolve_strategy(s.strategy)}); workdir {workdir}")
+
+  def init_message(self, state: State) -> str:
+    return (f"embedding network {self.config.embedding.model} trained for "
+            f"{self.config.embedding.steps} steps: test accuracy "
+            f"{state.embedding_accuracy:.3f}")
+
+  def resume_message(self, state: State) -> str:
+    best = ("none yet" if not np.isfinite(state.best_fitness)
+            else f"{state.best_fitness:.4f}")
+    return f"resuming from generation {state.generation} (best so far {best})"
+
+  def progress(self, state: State, record: dict) -> str:
+    if self._workdir is not None and record["best"] is not None:
+      self._write_grid(state.samples, os.path.join(self._workdir, record["sample_grid"]),
+                       f"generation {record['generation'] + 1}: best candidate "
+                       f"(fitness {record['best']:.3f})")
+    fmt = lambda v: "failed" if v is None else f"{v:.4f}"
+    s = self.config.search
+    return (f"gen {record['generation'] + 1:3d}/{s.generations}  best "
+            f"{fmt(record['best'])}  median {fmt(record['median'])}  best-ever "
+            f"{fmt(record['best_ever'])}  failed {record['failed']}/{s.population_size}  "
+            f"{record['wall_time_s']:.1f}s")
+
+  def _write_grid(self, samples, path: str, title: str) -> None:
+    ds = self.dataset.validation
+    n = samples.shape[0]
+    plots.image_grid({"input": ds.inputs[:n], "best": samples, "target": ds.targets[:n]},
+                     path, title=title)
+
+  def best_spec(self, state: State) -> Optional[str]:
     """The best genome's spec, or None if no candidate has trained yet."""
-    if not np.isfinite(float(state.best_fitness)):
-      return None
-    return genome_spec(state.best_genome)
+    return genome_spec(state.best_genome) if np.isfinite(state.best_fitness) else None
 
-  def finalize(self, state: GanSearchState, *, log: Optional[Callable] = None) -> dict:
-    """Best triple vs the baselines on the test split, ``final.repeats`` seeds each.
-
-    Returns:
-      ``{"best_spec", "best_fitness", "final": {spec: summary} | None}`` where each
-      summary holds the per-seed ``ssim``, ``perceptual`` and ``fitness`` lists and
-      their means and standard deviations.
-    """
-    from glojax.gan import final as final_lib
-    self._require_built()
-    log = log or self.log
+  def finalize(self, state: State, workdir: str, log) -> dict:
+    """Writes ``best_loss.txt``, ``fitness.png`` and the final comparison (best triple
+    vs ``final.baselines`` on the test split: ``final.json``, ``final.md``,
+    ``samples_final.png``)."""
     out = {"best_spec": self.best_spec(state),
-           "best_fitness": float(state.best_fitness) if np.isfinite(
-               float(state.best_fitness)) else None,
-           "generations": int(state.generation), "final": None}
+           "best_fitness": state.best_fitness if np.isfinite(state.best_fitness) else None,
+           "generations": state.generation, "final": None}
+    plots.plot_fitness(workdir, log)
     if out["best_spec"] is None:
       log("no candidate trained (no generation run, or every one diverged): nothing to "
-          "compare")
+          "compare. Try narrower search bounds or a smaller learning-rate range")
       return out
-    if self.cfg["final"]["enabled"]:
-      out["final"] = final_lib.compare(self, [out["best_spec"]]
-                                       + list(self.cfg["final"]["baselines"]), log=log)
-    return out
+    workdir_lib.write_text(os.path.join(workdir, "best_loss.txt"), out["best_spec"] + "\n")
+    log(f"best validation fitness {state.best_fitness:.4f} (generation "
+        f"{state.best_generation + 1}): {out['best_spec']}")
+    if self.config.final.enabled:
+      trainer = self.trainer.with_embedding({"params": state.embedding})
+      out["final"] = final_lib.run(self.config, trainer, out["best_spec"], workdir,
+                                   log=log)
+    return json.loads(workdir_lib.dumps(out))
 
 
-def _save_npz(path: str, arrays: dict) -> None:
-  """Writes ``arrays`` to ``path`` atomically (temp file + ``os.replace``)."""
-  tmp = f"{path}.tmp.npz"
-  with open(tmp, "wb") as f:
-    np.savez(f, **arrays)
-  os.replace(tmp, path)
+def _grid_name(generation: int) -> str:
+  return f"samples_gen_{generation + 1:03d}.png"
+
+
+def default_config():
+  """Every key a GAN search config may set, with its defaults (locked)."""
+  return GanSearch.default_config()
+
+
+def run(config, workdir: str, *, log=print, on_step=None) -> dict:
+  """Runs (or resumes) a GAN loss search in ``workdir`` (:func:`glojax.search.driver.run`).
+
+  Returns:
+    ``{"best_spec", "best_fitness", "generations", "final"}``.
+
+  Raises:
+    ValueError: for a bad config, or a workdir holding a different run.
+    FileNotFoundError: if the data set is not installed.
+  """
+  return driver.run(GanSearch, config, workdir, log=log, on_step=on_step)

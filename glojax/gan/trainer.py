@@ -23,6 +23,7 @@ Both use Adam (β = (0.5, 0.999), pix2pix's) at the candidate's learning rate.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, NamedTuple, Sequence
 
@@ -31,17 +32,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from glojax import config as config_lib
 from glojax.gan import losses as gan_losses
 from glojax.gan import metrics
 from glojax.gan.data import PairedDataset
-from glojax.gan.models import PatchDiscriminator, UNetGenerator
+from glojax.gan.models import Networks
 
 LOOPS = ("auto", "python", "scan")
 
 
 @dataclasses.dataclass(frozen=True)
-class GanTrainConfig:
-  """How one candidate GAN is trained and evaluated.
+class GanTrainConfig(config_lib.Section):
+  """``config.train``: how one candidate GAN is trained and evaluated.
 
   Attributes:
     steps: training steps (one discriminator and one generator update each).
@@ -49,9 +51,8 @@ class GanTrainConfig:
     learning_rate, feature_weight, perceptual_weight: defaults for candidates whose
       spec does not set them (pix2pix-HD: 2e-4, 10, 10).
     beta1, beta2: Adam's β (pix2pix: 0.5, 0.999).
-    generator_features, discriminator_features: channels per down level.
-    spectral_norm: spectral normalization in the discriminator (the baseline's).
-    steps_per_call: steps fused into one compiled call (python loop).
+    steps_per_call: steps fused into one compiled call (python loop; small values
+      compile fast, and a GAN step is long enough that the call overhead is noise).
     loop: ``"python"`` (compiled chunks driven from Python: fast on CPU), ``"scan"``
       (one ``lax.scan``: accelerators) or ``"auto"``.
     eval_batch_size: pairs per evaluation batch (memory knob only).
@@ -65,39 +66,21 @@ class GanTrainConfig:
   perceptual_weight: float = 10.0
   beta1: float = 0.5
   beta2: float = 0.999
-  generator_features: Sequence[int] = (32, 64)
-  discriminator_features: Sequence[int] = (32, 64)
-  spectral_norm: bool = True
-  steps_per_call: int = 10
+  steps_per_call: int = 2
   loop: str = "auto"
   eval_batch_size: int = 250
   num_samples: int = 8
 
   def __post_init__(self):
     for name in ("steps", "batch_size", "steps_per_call", "eval_batch_size"):
-      value = getattr(self, name)
-      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"GanTrainConfig.{name} must be a positive integer, got "
-                         f"{value!r}")
-    if not isinstance(self.num_samples, (int, np.integer)) or self.num_samples < 0:
-      raise ValueError(f"GanTrainConfig.num_samples must be >= 0, got {self.num_samples!r}")
-    if not self.learning_rate > 0:
-      raise ValueError(f"GanTrainConfig.learning_rate must be > 0, got "
-                       f"{self.learning_rate!r}")
-    for name in ("feature_weight", "perceptual_weight"):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f"GanTrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-    if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-      raise ValueError(f"GanTrainConfig.beta1/beta2 must be in [0, 1), got "
-                       f"{self.beta1!r}, {self.beta2!r}")
-    for name in ("generator_features", "discriminator_features"):
-      feats = tuple(getattr(self, name))
-      if not feats or any(not isinstance(f, (int, np.integer)) or f < 1 for f in feats):
-        raise ValueError(f"GanTrainConfig.{name} must be a non-empty list of positive "
-                         f"channel counts, got {getattr(self, name)!r}")
-      object.__setattr__(self, name, tuple(int(f) for f in feats))
-    if self.loop not in LOOPS:
-      raise ValueError(f"GanTrainConfig.loop={self.loop!r} is not one of {LOOPS}")
+      config_lib.check_int(self, name, 1)
+    config_lib.check_int(self, "num_samples", 0)
+    config_lib.check_number(self, "learning_rate", low=0.0, low_open=True)
+    config_lib.check_number(self, "feature_weight", low=0.0)
+    config_lib.check_number(self, "perceptual_weight", low=0.0)
+    config_lib.check_number(self, "beta1", low=0.0, high=1.0, high_open=True)
+    config_lib.check_number(self, "beta2", low=0.0, high=1.0, high_open=True)
+    config_lib.check_choice(self, "loop", LOOPS)
 
   def resolved_loop(self) -> str:
     if self.loop != "auto":
@@ -159,23 +142,20 @@ class GanTrainer:
       the Taylor family; ``glojax.gan.get("wgan").fns`` for a fixed formulation).
     config: a :class:`GanTrainConfig`.
     embedding: the :class:`~glojax.gan.metrics.Embedding` of the perceptual distance.
+    networks: the :class:`~glojax.gan.models.Networks` (default: pix2pix-small).
 
   Raises:
     ValueError: if the image size is not divisible by ``2 ** len(features)``.
   """
 
   def __init__(self, dataset: PairedDataset, fns: gan_losses.ParamTriple,
-               config: GanTrainConfig, embedding: metrics.Embedding):
+               config: GanTrainConfig, embedding: metrics.Embedding,
+               networks: Networks = Networks()):
     self.dataset, self.fns, self.config, self.embedding = dataset, fns, config, embedding
-    h, w, c = dataset.image_shape
-    for name in ("generator_features", "discriminator_features"):
-      levels = 2 ** len(getattr(config, name))
-      if h % levels or w % levels:
-        raise ValueError(f"images {h}×{w} are not divisible by 2**len({name}) = {levels}; "
-                         f"use fewer levels")
-    self.generator = UNetGenerator(config.generator_features, out_channels=c)
-    self.discriminator = PatchDiscriminator(config.discriminator_features,
-                                            config.spectral_norm)
+    self.networks = networks
+    networks.check_image_shape(dataset.image_shape)
+    self.generator = networks.generator(dataset.image_shape[-1])
+    self.discriminator = networks.discriminator()
     self.tx = optax.scale_by_adam(b1=config.beta1, b2=config.beta2)
     self.loop = config.resolved_loop()
     # Passed to compiled functions as an argument: closed-over arrays become constants.
@@ -187,7 +167,15 @@ class GanTrainer:
   def signature(self) -> tuple:
     """Everything static in this trainer's compiled programs (hashable): two trainers
     with equal signatures run the same programs on their own data."""
-    return (self.fns, self.config, self.dataset.image_shape, self.embedding.model)
+    return (self.fns, self.config, self.networks, self.dataset.image_shape,
+            self.embedding.model)
+
+  def with_embedding(self, variables) -> "GanTrainer":
+    """This trainer with other embedding-network weights (same compiled programs)."""
+    other = copy.copy(self)
+    other.data = {**self.data, "embedding": variables}
+    other.embedding = dataclasses.replace(self.embedding, variables=variables)
+    return other
 
   # ---- pure building blocks -------------------------------------------------------
 

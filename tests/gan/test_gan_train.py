@@ -9,9 +9,13 @@ from glojax import gan
 from glojax.gan import data, metrics
 from glojax.gan import population as pop
 from glojax.gan import trainer as tr
+from glojax.gan.models import Networks
 
-TINY = dict(steps=3, batch_size=4, steps_per_call=1, generator_features=(8,),
-            discriminator_features=(8,), eval_batch_size=16, num_samples=2)
+# The settings of tests/search/search_cases.py's tiny_gan: in one process the compiled
+# programs are shared (same trainer signature). Candidates set their own learning rate.
+TINY = dict(steps=3, batch_size=4, steps_per_call=1, eval_batch_size=16, num_samples=2,
+            learning_rate=0.1)
+NETS = Networks(generator_features=(8,), discriminator_features=(8,))
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +27,14 @@ def setup():
                                 model_name="small_cnn", options={"features": (4, 8),
                                                                  "dense": 16}, steps=0)
   config = tr.GanTrainConfig(**TINY)
-  return ds, emb, tr.GanTrainer(ds, gan.TAYLOR_FNS, config, emb)
+  return ds, emb, tr.GanTrainer(ds, gan.TAYLOR_FNS, config, emb, NETS)
 
 
 def _candidates(config, lr_middle=None):
-  specs = [gan.taylor_spec(gan.WGAN_THETA),
+  specs = [gan.taylor_spec(gan.WGAN_THETA, learning_rate=2e-4),
            "taylorglo_facade",
-           gan.taylor_spec(gan.LSGAN_THETA, feature_weight=3.0, perceptual_weight=1.0)]
+           gan.taylor_spec(gan.LSGAN_THETA, learning_rate=5e-4, feature_weight=3.0,
+                           perceptual_weight=1.0)]
   cands = [tr.candidate(s, config) for s in specs]
   if lr_middle is not None:
     cands[1] = cands[1]._replace(hyper=cands[1].hyper._replace(
@@ -93,15 +98,24 @@ def test_fitness_of_marks_failures_worst():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"learning_rate": 0.0}, "learning_rate must be > 0"),
-    ({"generator_features": ()}, "generator_features"),
+    ({"steps": 0}, "steps=0 must be an integer"),
+    ({"learning_rate": 0.0}, "learning_rate=0.0 must be a finite number > 0"),
     ({"loop": "fast"}, "loop='fast'"),
-    ({"beta1": 1.0}, "beta1"),
+    ({"beta1": 1.0}, "beta1=1.0"),
 ])
 def test_bad_train_config(kwargs, match):
   with pytest.raises(ValueError, match=match):
     tr.GanTrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"generator_features": ()}, "generator_features"),
+    ({"discriminator_features": (8, 0)}, "discriminator_features"),
+    ({"spectral_norm": "yes"}, "spectral_norm"),
+])
+def test_bad_networks(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    Networks(**kwargs)
 
 
 def test_bad_population_inputs(setup):
@@ -114,4 +128,4 @@ def test_bad_population_inputs(setup):
   with pytest.raises(ValueError, match="unknown split"):
     pop.evaluate_population(trainer, cands, _keys(), split="dev")
   with pytest.raises(ValueError, match="not divisible"):
-    tr.GanTrainer(ds, gan.TAYLOR_FNS, tr.GanTrainConfig(generator_features=(8, 8, 8)), emb)
+    tr.GanTrainer(ds, gan.TAYLOR_FNS, trainer.config, emb, Networks((8, 8, 8)))
