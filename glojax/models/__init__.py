@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from glojax.models.pooling import relu_max_pool
+
 
 class MLP(nn.Module):
   """Multilayer perceptron on flattened images (ReLU hidden layers)."""
@@ -34,8 +36,7 @@ class SmallCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     for f in self.features:
-      x = nn.relu(nn.Conv(f, (3, 3))(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = relu_max_pool(nn.Conv(f, (3, 3))(x), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.dense)(x))
     return nn.Dense(self.num_classes)(x)
@@ -55,10 +56,8 @@ class MnistCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.relu(nn.Conv(32, (5, 5))(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    x = nn.relu(nn.Conv(64, (5, 5))(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(32, (5, 5))(x), (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(64, (5, 5))(x), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(1024)(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -6,4 +6,4 @@ from glojax.train.population import (
     evaluate_population,
     resolve_strategy,
 )
-from glojax.train.trainer import TrainConfig, Trainer, TrainState
+from glojax.train.trainer import ScaledLearningRate, TrainConfig, Trainer, TrainState

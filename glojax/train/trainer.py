@@ -139,6 +139,27 @@ class TrainConfig(Section):
     return "python" if jax.default_backend() == "cpu" else "scan"
 
 
+class ScaledLearningRate(NamedTuple):
+  """Loss parameters with a per-candidate learning-rate multiplier.
+
+  Passing ``ScaledLearningRate(loss_params, scale)`` as a trainer's loss parameters
+  trains with ``loss_params`` and learning rate ``scale × TrainConfig.learning_rate``
+  (schedule included): the optimizer's update is multiplied by ``scale``, which for
+  every optimizer here (SGD with momentum/Nesterov/L2 weight decay, Adam, AdamW) equals
+  scaling the learning rate, since each update is the learning rate times a direction
+  that does not depend on it. ``scale`` is traced, so a population with one learning
+  rate per candidate (``scale: float32[K]``) is one compiled program — how a search
+  tunes or co-evolves the learning rate (dissertation §8, GAN section) without
+  recompiling.
+
+  Attributes:
+    loss_params: the loss's parameters (any pytree).
+    scale: ``float32[]`` learning-rate multiplier (> 0).
+  """
+  loss_params: Any
+  scale: Any
+
+
 class TrainState(NamedTuple):
   """State of one training run (a pytree; stack it for a population)."""
   params: Any
@@ -288,9 +309,14 @@ class Trainer:
   def train_step(self, state: TrainState, loss_params: Any, data: dict) -> TrainState:
     """One optimizer step on a batch sampled (with replacement) by index from ``data``.
 
+    ``loss_params`` may be a :class:`ScaledLearningRate` (per-candidate learning rate).
+
     The batch is augmented (``config.augment``) inside the step; batch-norm statistics
     are updated from the batch.
     """
+    lr_scale = None
+    if isinstance(loss_params, ScaledLearningRate):
+      loss_params, lr_scale = loss_params
     key, batch_key, dropout_key = jax.random.split(state.key, 3)
     idx = self.batch_indices(state, batch_key, data["train_labels"].shape[0])
     images = data["train_images"][idx]
@@ -309,6 +335,9 @@ class Trainer:
 
     (loss, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    if lr_scale is not None:  # = learning rate × lr_scale (see ScaledLearningRate)
+      updates = jax.tree_util.tree_map(lambda u: u * jnp.asarray(lr_scale, u.dtype),
+                                       updates)
     params = optax.apply_updates(state.params, updates)
     grads_finite = jnp.all(jnp.asarray(
         [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))

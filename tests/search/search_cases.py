@@ -27,6 +27,7 @@ def tiny_taylorglo():
   c.search.generations = 3
   c.final.repeats = 2
   c.final.steps = 20
+  c.final.baselines = ("cross_entropy",)  # the tuned baseline: tests/search/test_baselines.py
   return c
 
 
@@ -57,6 +58,7 @@ def tiny_glo():
   c.coefficients.generations = 2
   c.final.repeats = 2
   c.final.steps = 10
+  c.final.baselines = ("cross_entropy",)
   return c
 
 
