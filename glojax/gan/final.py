@@ -32,7 +32,6 @@ from glojax.gan import losses as gan_losses
 from glojax.gan import plots
 from glojax.gan import population as pop
 from glojax.gan import trainer as tr
-from glojax.search import final as search_final
 
 FINAL_FILE = "final.json"
 
@@ -51,21 +50,35 @@ def _check_specs(obj) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class GanFinalConfig(search_final.FinalConfig):
-  """``config.final`` of the GAN search (the shared final section plus baselines).
+class GanFinalConfig(config_lib.Section):
+  """``config.final`` of the GAN search.
+
+  The fields mean what they mean in :class:`glojax.search.final.FinalConfig`; the
+  baselines here are GAN loss specs and the statistic is the fitness, not accuracy.
 
   Attributes:
-    enabled, repeats, steps, alternative, seed: as :class:`glojax.search.final.FinalConfig`
-      (``repeats`` ≥ 2 for the t-test; ``steps`` trains every run).
-    baselines: GAN loss specs the best triple is compared with (the dissertation's
-      baseline is WGAN with spectral normalization).
+    enabled: run the comparison after the search.
+    repeats: runs per loss (R ≥ 2 for Welch's t-test; the dissertation: 10).
+    steps: training steps of every run.
+    alternative: Welch alternative for the best triple vs each baseline.
+    seed: seed of the runs' keys (every loss uses the same R keys).
+    baselines: GAN loss specs to compare with (the dissertation's baseline is WGAN
+      with spectral normalization).
   """
+  enabled: bool = True
   repeats: int = 3
   steps: int = 400
+  alternative: str = "greater"
+  seed: int = 1
   baselines: tuple = ("wgan", "non_saturating")
 
   def __post_init__(self):
-    super().__post_init__()
+    config_lib.check_bool(self, "enabled")
+    config_lib.check_int(self, "seed", 0, config_lib.MAX_SEED)
+    if self.enabled:
+      config_lib.check_int(self, "repeats", 2, why=" (Welch's t-test)")
+      config_lib.check_int(self, "steps", 1)
+      config_lib.check_choice(self, "alternative", stats.ALTERNATIVES)
     _check_specs(self)
 
 
