@@ -13,15 +13,22 @@ copy of the image and the *target* is the clean image. Tasks:
 
 Degradations are drawn once from ``seed`` (a fixed pairing, like a real paired data
 set), per split. Splits are the source dataset's.
+
+Real paired data in the pix2pix folder layout (e.g. CMP Facade as pix2pix ships it:
+``facades/{train,val,test}/*.jpg``, each image the photo and its label map side by
+side) loads with :func:`load_pix2pix_folder`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
 TASKS = ("inpaint", "edges", "denoise")
+DIRECTIONS = ("AtoB", "BtoA")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,3 +141,61 @@ def make_paired(dataset_name: str = "mnist5k", task: str = "inpaint", *, seed: i
     splits[name] = PairedSplit(degrade(images, task, rng), np.asarray(images, np.float32),
                                np.asarray(labels, np.int32))
   return PairedDataset(source.name, task, **splits)
+
+
+def load_pix2pix_folder(data_dir: str, *, image_size: int = 256, direction: str = "BtoA",
+                        max_train: int = 0, max_eval: int = 0) -> PairedDataset:
+  """Paired images in pix2pix's folder layout, offline.
+
+  ``data_dir`` holds ``train/``, ``val/`` and ``test/``; each image is two halves side
+  by side, ``A`` on the left and ``B`` on the right (pix2pix's CMP Facade: A = photo,
+  B = label map, so ``direction="BtoA"`` maps labels to photos, the dissertation's
+  task). Images are resized to ``image_size``² (bilinear) and scaled to [0, 1].
+
+  Args:
+    data_dir: the folder (e.g. the extracted ``facades.tar.gz`` of pix2pix).
+    image_size: side of the square images the networks see.
+    direction: ``"BtoA"`` (input B, target A) or ``"AtoB"``.
+    max_train, max_eval: keep the first pairs of train / val and test (0: all).
+
+  Returns:
+    A :class:`PairedDataset` (``labels`` are all 0: the pairs have no classes).
+
+  Raises:
+    FileNotFoundError: if a split folder is missing or holds no images (the message
+      says where to get the data).
+    ValueError: for a bad direction or size, or an image that is not two halves.
+  """
+  from PIL import Image
+  if direction not in DIRECTIONS:
+    raise ValueError(f"direction={direction!r} is not one of {DIRECTIONS}")
+  if not isinstance(image_size, int) or image_size < 1:
+    raise ValueError(f"image_size={image_size!r} must be a positive integer")
+  splits = {}
+  for name, folder, keep in (("train", "train", max_train), ("validation", "val", max_eval),
+                             ("test", "test", max_eval)):
+    path = os.path.join(data_dir, folder)
+    files = sorted(f for f in (os.listdir(path) if os.path.isdir(path) else [])
+                   if f.lower().endswith(_IMAGE_SUFFIXES))
+    if not files:
+      raise FileNotFoundError(
+          f"no images in {path!r}: the pix2pix layout needs {data_dir}/train, /val and "
+          "/test with side-by-side A|B images (CMP Facade: pix2pix's facades.tar.gz, "
+          "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz)")
+    files = files[:keep] if keep else files
+    a_list, b_list = [], []
+    for f in files:
+      with Image.open(os.path.join(path, f)) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        if w != 2 * h:
+          raise ValueError(f"{os.path.join(path, f)} is {w}×{h}, not two {h}×{h} halves "
+                           "side by side")
+        for half, out in ((img.crop((0, 0, h, h)), a_list), (img.crop((h, 0, w, h)), b_list)):
+          out.append(np.asarray(half.resize((image_size, image_size), Image.BILINEAR),
+                                np.float32) / 255.0)
+    a, b = np.stack(a_list), np.stack(b_list)
+    inputs, targets = (b, a) if direction == "BtoA" else (a, b)
+    splits[name] = PairedSplit(inputs, targets, np.zeros(len(files), np.int32))
+  return PairedDataset(os.path.basename(os.path.normpath(data_dir)), "pix2pix_folder",
+                       **splits)

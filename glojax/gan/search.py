@@ -56,22 +56,34 @@ _PURPOSE_INIT, _PURPOSE_EMBEDDING, _PURPOSE_TRAIN, _PURPOSE_VARY = range(4)
 
 @dataclasses.dataclass(frozen=True)
 class PairsConfig(config_lib.Section):
-  """``config.pairs``: how image pairs are made from ``config.dataset``
-  (:func:`glojax.gan.data.make_paired`).
+  """``config.pairs``: the image pairs (:mod:`glojax.gan.data`).
 
   Attributes:
-    task: ``"inpaint"``, ``"edges"`` or ``"denoise"``.
+    task: ``"inpaint"``, ``"edges"`` or ``"denoise"`` (pairs made from
+      ``config.dataset``), or ``"pix2pix_folder"`` (real pairs read from ``data_dir``;
+      ``config.dataset`` is then unused).
     max_train: keep the first ``max_train`` training pairs (0: all).
     max_eval: keep the first ``max_eval`` validation and test pairs (0: all).
+    data_dir, image_size, direction: the ``pix2pix_folder`` options
+      (:func:`glojax.gan.data.load_pix2pix_folder`).
   """
   task: str = "inpaint"
   max_train: int = 0
   max_eval: int = 0
+  data_dir: str = ""
+  image_size: int = 256
+  direction: str = "BtoA"
 
   def __post_init__(self):
-    config_lib.check_choice(self, "task", data_lib.TASKS)
+    config_lib.check_choice(self, "task", data_lib.TASKS + ("pix2pix_folder",))
     config_lib.check_int(self, "max_train", 0)
     config_lib.check_int(self, "max_eval", 0)
+    config_lib.check_int(self, "image_size", 1)
+    config_lib.check_choice(self, "direction", data_lib.DIRECTIONS)
+    if self.task == "pix2pix_folder" and not (isinstance(self.data_dir, str)
+                                              and self.data_dir):
+      raise config_lib.FieldError(type(self).__name__, "data_dir", self.data_dir,
+                                  "must name the pix2pix folder (task='pix2pix_folder')")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,9 +292,14 @@ def _paired(config: Config) -> data_lib.PairedDataset:
   if key not in _PAIRED:
     if len(_PAIRED) >= 2:
       _PAIRED.pop(next(iter(_PAIRED)))
-    _PAIRED[key] = data_lib.make_paired(d.name, p.task, seed=d.seed,
-                                        max_train=p.max_train, max_eval=p.max_eval,
-                                        **d.options)
+    if p.task == "pix2pix_folder":
+      _PAIRED[key] = data_lib.load_pix2pix_folder(
+          p.data_dir, image_size=p.image_size, direction=p.direction,
+          max_train=p.max_train, max_eval=p.max_eval)
+    else:
+      _PAIRED[key] = data_lib.make_paired(d.name, p.task, seed=d.seed,
+                                          max_train=p.max_train, max_eval=p.max_eval,
+                                          **d.options)
   return _PAIRED[key]
 
 
@@ -308,6 +325,10 @@ class GanSearch(driver.Search):
       raise ValueError(f"config.model.options: {err}") from None
     labels = np.concatenate([self.dataset.train.labels, self.dataset.test.labels])
     self.num_classes = int(labels.max()) + 1
+    if self.num_classes < 2 and e.steps > 0:
+      raise ValueError(f"config.embedding.steps={e.steps} must be 0: the pairs of "
+                       f"{self.dataset.name} have no class labels to train the embedding "
+                       "classifier on (steps=0 uses its random features)")
     try:
       model = metrics.embedding_model(e.model, e.options, self.num_classes,
                                       self.dataset.image_shape)
