@@ -36,4 +36,5 @@ from glojax.gan.losses import (
     taylor_component,
     taylor_spec,
     to_spec,
+    with_hparams,
 )

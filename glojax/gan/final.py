@@ -34,6 +34,16 @@ from glojax.gan import population as pop
 from glojax.gan import trainer as tr
 
 FINAL_FILE = "final.json"
+BEST_SUFFIX = "@best"   # a baseline trained with the best triple's hyperparameters
+
+
+def resolve_baseline(spec: str, best_spec: str) -> str:
+  """``"wgan@best"`` → WGAN with ``best_spec``'s learning rate and additive-loss
+  weights (the comparison then isolates the triple); other specs are returned as is."""
+  if not spec.endswith(BEST_SUFFIX):
+    return spec
+  best = gan_losses.get(best_spec)
+  return gan_losses.with_hparams(spec.removesuffix(BEST_SUFFIX), best.hparams).spec
 
 
 def _check_specs(obj) -> None:
@@ -43,7 +53,7 @@ def _check_specs(obj) -> None:
                                 "must be a non-empty list of GAN loss specs")
   for spec in specs:
     try:
-      gan_losses.get(spec)
+      gan_losses.get(spec.removesuffix(BEST_SUFFIX) if isinstance(spec, str) else spec)
     except ValueError as e:
       raise config_lib.FieldError(type(obj).__name__, "baselines", specs, str(e)) from None
   object.__setattr__(obj, "baselines", tuple(specs))
@@ -63,7 +73,8 @@ class GanFinalConfig(config_lib.Section):
     alternative: Welch alternative for the best triple vs each baseline.
     seed: seed of the runs' keys (every loss uses the same R keys).
     baselines: GAN loss specs to compare with (the dissertation's baseline is WGAN
-      with spectral normalization).
+      with spectral normalization); a spec ending in ``@best`` (``"wgan@best"``) trains
+      with the best triple's evolved learning rate and weights, isolating the triple.
   """
   enabled: bool = True
   repeats: int = 3
@@ -162,6 +173,12 @@ def table(rows: dict, tests: dict) -> str:
   return "\n".join(lines)
 
 
+def _row_label(spec: str, best: str) -> str:
+  if spec == best:
+    return "best"
+  return spec.split("(")[0] + ("@best" if "(" in spec else "")
+
+
 def _short(spec: str) -> str:
   return spec if len(spec) <= 34 else spec[:31] + "..."
 
@@ -189,7 +206,8 @@ def run(config, trainer: tr.GanTrainer, best_spec: str, workdir: str, *,
       return done
   except (ValueError, KeyError, TypeError, FileNotFoundError, OSError):
     pass
-  rows = evaluate(config, trainer, [best_spec, *config.final.baselines], log=log)
+  baselines = [resolve_baseline(spec, best_spec) for spec in config.final.baselines]
+  rows = evaluate(config, trainer, [best_spec, *baselines], log=log)
   best = gan_losses.get(best_spec).spec
   tests = {spec: welch(rows[best], row, config.final.alternative)
            for spec, row in rows.items() if spec != best}
@@ -197,8 +215,7 @@ def run(config, trainer: tr.GanTrainer, best_spec: str, workdir: str, *,
   n = trainer.config.num_samples
   ds = trainer.dataset.test
   grid = {"input": ds.inputs[:n]}
-  grid.update({("best" if spec == best else spec.split("(")[0]): s
-               for spec, s in samples.items()})
+  grid.update({_row_label(spec, best): s for spec, s in samples.items()})
   grid["target"] = ds.targets[:n]
   plots.image_grid(grid, os.path.join(workdir, "samples_final.png"),
                    title="test split, first seed of each loss")

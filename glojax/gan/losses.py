@@ -361,6 +361,25 @@ def as_taylor(spec: "str | GanLoss") -> Optional[GanLoss]:
   return None if theta is None else get(taylor_spec(theta, **loss.hparams))
 
 
+def with_hparams(spec: "str | GanLoss", hparams: dict) -> GanLoss:
+  """``spec``'s triple with its hyperparameters replaced by ``hparams`` (any of
+  ``learning_rate``, ``feature_weight``, ``perceptual_weight``).
+
+  Used to train a baseline with another loss's evolved hyperparameters, so that a
+  comparison isolates the effect of the triple itself.
+
+  Raises:
+    ValueError: for a bad spec or value.
+  """
+  loss = get(spec)
+  hp = {**loss.hparams, **hparams}
+  parts = []
+  if loss.name in ("gan_taylor",):
+    parts.append("theta=[" + ", ".join(repr(float(v)) for v in loss.theta) + "]")
+  parts += [f"{k}={float(hp[k])!r}" for k in HPARAMS if k in hp]
+  return get(f"{loss.name}({', '.join(parts)})")
+
+
 def get_parameterized(spec: "str | GanLoss") -> tuple[ParamTriple, Any]:
   """``(fns, params)`` of ``spec`` for trainers: ``fns.d_real(params, d)`` etc.
 

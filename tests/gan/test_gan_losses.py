@@ -130,6 +130,18 @@ def test_canonical_specs(spec, canonical):
   assert gan.get(canonical).spec == canonical
 
 
+def test_with_hparams_replaces_only_the_hyperparameters():
+  best = gan.taylor_spec(np.arange(12) / 4, learning_rate=8e-4, feature_weight=19.0)
+  moved = gan.with_hparams("wgan", gan.get(best).hparams)
+  assert moved.spec == "wgan(learning_rate=0.0008, feature_weight=19.0)"
+  again = gan.with_hparams(best, {"perceptual_weight": 2.0})
+  np.testing.assert_array_equal(again.theta, gan.get(best).theta)
+  assert again.hparams == {"learning_rate": 8e-4, "feature_weight": 19.0,
+                           "perceptual_weight": 2.0}
+  facade = gan.with_hparams("taylorglo_facade", {"learning_rate": 1e-4})
+  assert facade.spec == "taylorglo_facade"
+
+
 def test_parameterized_form_shares_functions():
   fns_a, pa = gan.get_parameterized("gan_taylor(theta=[1,2,3,4,5,6,7,8,9,1,2,3])")
   fns_b, pb = gan.get_parameterized("taylorglo_facade")

@@ -90,7 +90,7 @@ def tiny_gan():
   c.search.strategy = "vmap"
   c.final.repeats = 3   # = population_size and train.steps: the programs are reused
   c.final.steps = 3
-  c.final.baselines = ("wgan",)
+  c.final.baselines = ("wgan", "wgan@best")
   return c
 
 

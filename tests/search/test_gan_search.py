@@ -159,6 +159,8 @@ def test_workdir_files_and_fitness(case, finished):
   order = np.argsort([-np.inf if f is None else -f for f in r0["fitness"]], kind="stable")
   assert r1["genomes"][0] == r0["genomes"][int(order[0])]
   final = results["final"]
-  assert set(final["rows"]) == {results["best_spec"], "wgan"}
-  assert "wgan" in final["welch"]
+  best_hparams = gan.with_hparams("wgan", loss.hparams).spec
+  assert best_hparams.startswith("wgan(learning_rate=")
+  assert set(final["rows"]) == {results["best_spec"], "wgan", best_hparams}
+  assert set(final["welch"]) == {"wgan", best_hparams}
   assert json.load(open(os.path.join(wd, "final.json")))["table"] == final["table"]
