@@ -10,6 +10,7 @@ import importlib
 SEARCHES = {
     "taylorglo": "glojax.search.taylorglo:TaylorGLO",
     "glo": "glojax.search.glo:GLO",
+    "gan": "glojax.gan.search:GanSearch",
 }
 
 

@@ -11,6 +11,8 @@ import dataclasses
 import os
 from typing import Callable
 
+import numpy as np
+
 from glojax import search as search_lib
 from glojax import workdir
 
@@ -67,12 +69,56 @@ def nan_glo():
   return c
 
 
+def tiny_gan():
+  # The data/network/training settings of tests/gan/test_train.py: in one process the
+  # compiled GAN programs are shared (same trainer signature).
+  c = search_lib.get("gan").default_config()
+  c.pairs.max_train = 64
+  c.pairs.max_eval = 16
+  c.model.options = {"generator_features": (8,), "discriminator_features": (8,)}
+  c.embedding.options = {"features": (4, 8), "dense": 16}
+  c.embedding.steps = 0
+  c.train.steps = 3
+  c.train.batch_size = 4
+  c.train.steps_per_call = 1
+  c.train.eval_batch_size = 16
+  c.train.num_samples = 2
+  c.train.learning_rate = 0.1  # only the baselines use it; candidates evolve theirs
+  c.search.population_size = 3
+  c.search.elites = 1
+  c.search.generations = 3
+  c.search.strategy = "vmap"
+  c.final.repeats = 3   # = population_size and train.steps: the programs are reused
+  c.final.steps = 3
+  c.final.baselines = ("wgan", "wgan@best")
+  return c
+
+
+def nan_gan():
+  c = tiny_gan()
+  c.search.theta_bounds = (1e15, 1e16)   # (d - c)³ overflows float32: NaN training
+  c.search.generations = 1
+  return c
+
+
+def accuracy_fitness(fitness) -> bool:
+  """Classification searches: every fitness is an accuracy, 0 for failed candidates."""
+  f = np.asarray(fitness, np.float64)
+  return bool(np.all(np.isfinite(f)) and np.all((f >= 0) & (f <= 1)))
+
+
+def gan_fitness(fitness) -> bool:
+  """GAN search: 17·SSIM − PD is unbounded; failed candidates are null (worst)."""
+  return all(v is None or (isinstance(v, float) and np.isfinite(v)) for v in fitness)
+
+
 @dataclasses.dataclass
 class Case:
   name: str
   tiny: Callable
   new_key: str         # dotted key dropped from a saved config.json
   nan_config: Callable
+  valid_fitness: Callable = accuracy_fitness   # a log record's fitness list is sound
 
   @property
   def search(self):
@@ -88,6 +134,7 @@ CASES = {
                       nan_taylorglo),
     # The issue's example: GLO refused runs written before search.simplify_max_size.
     "glo": Case("glo", tiny_glo, "search.simplify_max_size", nan_glo),
+    "gan": Case("gan", tiny_gan, "search.mutation_scale", nan_gan, gan_fitness),
 }
 
 
