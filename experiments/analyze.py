@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from experiments import flagparse  # noqa: E402
+
 _LOSS = flags.DEFINE_multi_string(
     "loss", [], "Loss spec (glojax.losses.get), repeatable, e.g. --loss=baikal.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Search workdir with log.jsonl.")
@@ -36,11 +38,10 @@ def main(argv):
     report.analyze(_LOSS.value, _WORKDIR.value, output_dir=_OUTPUT_DIR.value,
                    num_classes=_NUM_CLASSES.value)
   except (ValueError, FileNotFoundError) as e:  # bad spec / workdir: one clear line
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    flagparse.fail(str(e))
   with open(os.path.join(_OUTPUT_DIR.value, "report.md")) as f:
     print(f.read(), end="", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=flagparse.parse_flags)

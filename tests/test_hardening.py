@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from glojax import expr, losses, models
-from glojax.search import common, taylorglo
+from glojax import config as config_lib
+from glojax import workdir
+from glojax.search import taylorglo
 from glojax.train import TrainConfig, Trainer, evaluate_population
 
 
@@ -78,7 +80,7 @@ def tiny_config():
 
 def _set(config, dotted, value):
   """``config`` as a plain dict (a config file can hold any type) with one value set."""
-  config = common.config_to_dict(config)
+  config = config_lib.to_plain(config)
   section, _, key = dotted.rpartition(".")
   target = config
   for part in filter(None, section.split(".")):
@@ -122,34 +124,6 @@ def test_bad_config_values_fail_before_any_work(tmp_path, key, value):
   assert not os.path.exists(wd)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("model.options", {"hiddn": (8,)}, "hiddn"),
-    ("model.options", {"hidden": "wide"}, "hidden"),
-])
-def test_bad_model_options_leave_no_workdir(tmp_path, key, value, message):
-  """A config that cannot build its model must not claim the workdir (config.json)."""
-  config = _set(tiny_config(), key, value)
-  wd = str(tmp_path / "run")
-  with pytest.raises(ValueError, match=message):
-    taylorglo.run(config, wd, log=lambda m: None)
-  assert not os.path.exists(os.path.join(wd, common.CONFIG_FILE))
-
-
-# ---- workdirs, checkpoints, logs ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("make_workdir", [
-    lambda tmp: str(tmp / "a_file" / "sub"),   # parent is a file
-    lambda tmp: "",                            # empty --workdir=
-    lambda tmp: "/proc/glojax_cannot_create",  # not creatable (even as root)
-])
-def test_uncreatable_workdir_is_a_value_error(tmp_path, make_workdir):
-  (tmp_path / "a_file").write_text("x")
-  wd = make_workdir(tmp_path)
-  with pytest.raises(ValueError, match="workdir"):
-    common.prepare_workdir(wd, {"seed": 0})
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
   """One finished tiny run (1 generation + a 2×20-step final protocol)."""
@@ -167,68 +141,6 @@ def _copy(finished_run, tmp_path):
   return c, new, out
 
 
-def _files(wd):
-  return {n: open(os.path.join(wd, n), "rb").read() for n in sorted(os.listdir(wd))}
-
-
-@pytest.mark.parametrize("damage", [
-    lambda b: b[:len(b) // 2],      # truncated
-    lambda b: b"",                  # empty
-    lambda b: b"not a zip at all",  # replaced
-])
-def test_damaged_checkpoint_fails_naming_file_and_keeps_everything(
-    finished_run, tmp_path, damage):
-  c, wd, _ = _copy(finished_run, tmp_path)
-  path = os.path.join(wd, common.CHECKPOINT_FILE)
-  data = open(path, "rb").read()
-  open(path, "wb").write(damage(data))
-  before = _files(wd)
-  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
-    taylorglo.run(c, wd, log=lambda m: None)
-  assert _files(wd) == before
-
-
-def test_checkpoint_with_bad_metadata_fails_naming_file(finished_run, tmp_path):
-  c, wd, _ = _copy(finished_run, tmp_path)
-  arrays, meta = common.load_checkpoint(wd)
-  del meta["history"]
-  common.save_checkpoint(wd, arrays, meta)
-  before = _files(wd)
-  with pytest.raises(ValueError, match=r"checkpoint\.npz"):
-    taylorglo.run(c, wd, log=lambda m: None)
-  assert _files(wd) == before
-
-
-def test_missing_checkpoint_does_not_wipe_the_log(finished_run, tmp_path):
-  c, wd, _ = _copy(finished_run, tmp_path)
-  os.remove(os.path.join(wd, common.CHECKPOINT_FILE))
-  before = _files(wd)
-  with pytest.raises(ValueError, match=r"log\.jsonl.*checkpoint\.npz"):
-    taylorglo.run(c, wd, log=lambda m: None)
-  assert _files(wd) == before
-
-
-def test_missing_config_does_not_restart_over_a_run(finished_run, tmp_path):
-  c, wd, _ = _copy(finished_run, tmp_path)
-  os.remove(os.path.join(wd, common.CONFIG_FILE))
-  before = _files(wd)
-  with pytest.raises(ValueError, match=r"config\.json"):
-    taylorglo.run(c, wd, log=lambda m: None)
-  assert _files(wd) == before
-
-
-def test_partial_trailing_log_line(finished_run, tmp_path):
-  c, wd, out = _copy(finished_run, tmp_path)
-  path = os.path.join(wd, common.LOG_FILE)
-  complete = open(path).read()
-  open(path, "a").write('{"generation": 1, "fitness": [0.1')  # killed mid-append
-  assert common.read_log(wd) == [json.loads(complete)]
-  # A damaged line elsewhere is an error naming the file and line.
-  open(path, "w").write("garbage\n" + complete)
-  with pytest.raises(ValueError, match=r"log\.jsonl.*line 1"):
-    common.read_log(wd)
-
-
 def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
   c, wd, out = _copy(finished_run, tmp_path)
   messages = []
@@ -244,6 +156,10 @@ def test_rerun_of_finished_run_reuses_final_protocol(finished_run, tmp_path):
   taylorglo.run(c2, wd, log=messages.append)
   assert any("final protocol: training" in m for m in messages)
   assert json.load(open(os.path.join(wd, "final.json")))["final_config"]["seed"] == 7
+
+
+def _read_log(wd):
+  return workdir.read_jsonl(os.path.join(wd, workdir.LOG_FILE))
 
 
 # ---- the binary --------------------------------------------------------------------------
@@ -301,7 +217,7 @@ def test_binary_ctrl_c_says_how_to_resume(tmp_path):
   assert proc.returncode == 130, err
   assert "Traceback" not in err
   assert "interrupted" in err and "rerun" in err
-  assert len(common.read_log(str(wd))) >= 1
+  assert len(_read_log(str(wd))) >= 1
 
 
 # ---- README ------------------------------------------------------------------------------
@@ -341,7 +257,7 @@ def test_lowering_generations_on_resume_is_reported(finished_run, tmp_path):
   again = taylorglo.run(c, wd, log=messages.append)
   assert any("already has 1 generation" in m for m in messages), messages
   assert again["best_theta"] == out["best_theta"]
-  assert len(common.read_log(wd)) == 1
+  assert len(_read_log(wd)) == 1
 
 
 def test_search_where_every_candidate_fails_says_so_and_skips_final(tmp_path):
@@ -357,33 +273,3 @@ def test_search_where_every_candidate_fails_says_so_and_skips_final(tmp_path):
   assert any("every candidate failed" in m for m in messages), messages
   assert not any("final protocol: training" in m for m in messages)
   assert not os.path.exists(os.path.join(wd, "final.json"))
-
-
-def test_run_from_before_a_new_config_key_still_resumes(finished_run, tmp_path):
-  """A key added to default_config later (at its default) is not 'a different run'."""
-  c, wd, out = _copy(finished_run, tmp_path)
-  path = os.path.join(wd, common.CONFIG_FILE)
-  old = json.load(open(path))
-  del old["search"]["invariant_filter"]   # as written by glojax before that key existed
-  common.write_json(path, old)
-  messages = []
-  again = taylorglo.run(c, wd, log=messages.append)
-  assert any("resuming from generation 1" in m for m in messages)
-  assert again["best_theta"] == out["best_theta"]
-  # A new key set to a non-default value is still a different run.
-  common.write_json(path, old)
-  c2 = tiny_config()
-  c2.search.generations = 1
-  c2.search.invariant_filter = True
-  with pytest.raises(ValueError, match="invariant_filter"):
-    taylorglo.run(c2, wd, log=lambda m: None)
-
-
-def test_lost_checkpoint_is_caught_in_common_for_every_search(tmp_path):
-  """load_checkpoint itself refuses, so GLO (glojax/search/glo.py) is covered too."""
-  wd = str(tmp_path)
-  common.append_log(wd, {"generation": 0})
-  with pytest.raises(ValueError, match=r"log\.jsonl has 1 generation.*checkpoint\.npz"):
-    common.load_checkpoint(wd)
-  os.remove(os.path.join(wd, common.LOG_FILE))
-  assert common.load_checkpoint(wd) is None

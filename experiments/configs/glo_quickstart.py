@@ -14,12 +14,11 @@ tree. 16 candidates train per compiled call (one compile for the whole run; a CM
 generation is one call). Cross-entropy and the two winners are finally retrained 8×
 with the same keys for an unbiased comparison.
 
-Expected: about 3 minutes on 2 CPU cores (measured 2 min 49 s from a fresh clone on a
-shared machine); one progress line per generation; then the best tree and the
-coefficient-tuned loss as ``expr:`` specs (``best_tree.txt`` / ``best_loss.txt``) and a
-line comparing them, retrained 8× with cross-entropy's keys, with cross-entropy. In the
-measured run: 558 tree evaluations, 46 % cache hits, 2.8 candidates trained per second;
-validation accuracy best loss 0.917 ± 0.007 vs cross-entropy 0.911 ± 0.006.
+Expected: minutes on 2 CPU cores; one progress line per generation; then the best tree
+and the coefficient-tuned loss as ``expr:`` specs (``best_tree.txt`` / ``best_loss.txt``)
+and a line comparing them, retrained 8× with cross-entropy's keys, with cross-entropy.
+The measured output, wall time and machine are in docs/results.md (recorded in
+docs/results/glo_quickstart.json), which docs/glo.md quotes.
 """
 
 from glojax.search.glo import default_config

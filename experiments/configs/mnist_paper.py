@@ -7,13 +7,15 @@ Run::
 
 Needs: a GPU (the paper's CNN trains at ~5 steps/s on a 2-core CPU, so the
 60 × 20 × 2,000 = 2.4 M candidate steps would take days there) and the full MNIST
-data set (55k/5k/10k split, SPEC §8) prepared for TFDS (``tfds build mnist
+data set (55k/5k/10k split) prepared for TFDS (``tfds build mnist
 --file_format=array_record`` on a machine with internet; pass its folder with
-``--config.dataset.options.data_dir=DIR``). Without it the run stops at once with a message
-saying how to obtain it; ``--config.dataset.name=mnist5k`` runs the same search on the
-embedded subset (but does not reproduce the paper's numbers).
+``--config.dataset.options='{"data_dir": "DIR"}'`` or set ``TFDS_DATA_DIR=DIR``).
+Without it the run stops at once with
+``error: dataset 'mnist' is not prepared at DIR`` and how to obtain it;
+``--config.dataset.name=mnist5k`` runs the same search on the embedded subset (but does
+not reproduce the paper's numbers).
 
-Settings (dissertation §5.3, SPEC §3): CMA-ES population 20, σ = 1.2, mean 0,
+Settings (dissertation §5.3): CMA-ES population 20, σ = 1.2, mean 0,
 60 generations; fitness = validation accuracy after 2,000 SGD steps (lr 0.01,
 batch 100); final protocol 10 runs × 20,000 steps each for the best θ and CE.
 

@@ -8,7 +8,8 @@ registry, ``glojax.losses.get``)::
       --config.loss=baikal --config.compare_to_cross_entropy=True
 
 Needs: a GPU (hours on CPU) and CIFAR-10 prepared for ``tfds.data_source`` in
-``data_dir`` (see docs/models_and_data.md).
+``data_dir`` (see docs/models_and_data.md); without it the run stops at once with
+``error: dataset 'cifar10' is not prepared at DIR`` and how to prepare it.
 
 Recipe as printed (GLO paper §IV-A2; dissertation §3.2.1): random 24×24 crops, flips,
 random brightness and contrast, per-image standardization (train and eval; centre crop

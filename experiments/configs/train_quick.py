@@ -24,7 +24,10 @@ def get_config():
   c.compare_to_cross_entropy = True
   c.eval_every = 10
   c.dataset.name = "fashion_mnist"
-  c.dataset.options = {"num_train": 512, "num_validation": 200, "num_test": 200}
+  # data_dir "" = the Debian IDX files, else TFDS's default; set it to another folder
+  # with --config.dataset.options.data_dir=DIR.
+  c.dataset.options = {"num_train": 512, "num_validation": 200, "num_test": 200,
+                       "data_dir": ""}
   c.model.name = "resnet"
   c.model.options = {"depth": 8}
   c.train.steps = 20

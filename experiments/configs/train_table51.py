@@ -8,7 +8,9 @@ Run one row (the part after ``:`` picks it)::
 
 Needs: a GPU (CPU would take days) and the TFDS dataset prepared in ArrayRecord format
 under ``data_dir`` (on a machine with internet: ``tfds build cifar10
---file_format=array_record --data_dir DIR``; the loader's error message says the same).
+--file_format=array_record --data_dir DIR``). Without it the run stops at once with
+``error: dataset 'cifar10' is not prepared at DIR`` (or cifar100, svhn) and these
+instructions.
 Without ``--config.loss`` the row trains the cross-entropy baseline.
 
 Paper numbers (Table 5.1, test accuracy, mean (std) of 10 runs; TaylorGLO vs CE):
@@ -38,7 +40,7 @@ allcnn_c_aux             CIFAR-10    0.9307 (0.0021)    0.9112 (0.0022)    123k 
 =======================  ==========  =================  =================  ==============
 
 Recipes (the dissertation gives none for these models; these are the architectures'
-literature settings, SPEC §8): SGD momentum 0.9, batch 128, steps counted from 45,000
+literature settings): SGD momentum 0.9, batch 128, steps counted from 45,000
 training images (352 steps per epoch; SVHN 47,225 → 369).
 ResNet-20 / PreAct: lr 0.1, wd 1e-4, ×0.1 at 32k and 48k of 64k steps (He et al. 2016).
 AlexNet: lr 0.01 (our choice for a net without batch norm; untested), wd 5e-4, 164 epochs, ×0.1 at

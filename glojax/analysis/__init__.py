@@ -28,4 +28,10 @@ from glojax.analysis.theory import (
     theta_from_c_coefficients,
     zero_error_coefficients,
 )
-from glojax.analysis.phenotype import binary_logits, binary_phenotype, plot_binary_phenotypes  # noqa: F401
+from glojax.analysis.phenotype import (  # noqa: F401
+    binary_logits,
+    binary_phenotype,
+    format_probability,
+    phenotype_figure,
+    plot_binary_phenotypes,
+)

@@ -80,30 +80,26 @@ def binary_phenotype(loss: LossLike, p: float | np.ndarray) -> np.ndarray:
   return np.asarray(jax.jit(fn)(jnp.asarray(logits), jnp.asarray(labels)), np.float32)
 
 
-def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
-                           path: str | os.PathLike,
-                           p: np.ndarray | None = None,
-                           normalize: bool = False,
-                           ncols: int = 4) -> str:
-  """Writes a PNG with one panel per loss: its binary phenotype over ``p``.
+def format_probability(p: float) -> str:
+  """``p`` with enough digits to tell it from 0 and 1: 0.707, 0.99998 (never "1")."""
+  p = float(p)
+  digits = 3
+  for edge in (p, 1.0 - p):
+    if 0.0 < edge < 0.01:
+      digits = max(digits, int(np.ceil(-np.log10(edge))) + 2)
+  text = f"{p:.{digits}f}".rstrip("0").rstrip(".")
+  return text if text not in ("0", "1") or p in (0.0, 1.0) else f"{p:.3g}"
 
-  Each panel marks the minimum on the grid; its y-range is clipped at the 95th
-  percentile of the curve so poles near ``p = 0`` do not flatten it. Uses matplotlib's Agg canvas directly
-  (no pyplot, no global backend change), so it works headless.
 
-  Args:
-    losses: ``{title: loss or spec}`` or a sequence of specs / :class:`Loss` objects
-      (titled by their spec).
-    path: output file (``.png``); parent directories are created.
-    p: the grid, ``float[k]`` in ``[0, 1]``; default 399 points in ``[0.0025, 0.9975]``.
-    normalize: rescale each curve to ``[0, 1]`` (as NLFS Fig. 2 does).
-    ncols: panels per row.
+def phenotype_figure(losses: Mapping[str, LossLike] | Sequence[LossLike],
+                     p: np.ndarray | None = None, normalize: bool = False, ncols: int = 4,
+                     title: str | None = None):
+  """The figure of :func:`plot_binary_phenotypes` (one panel per loss), not saved.
+
+  Args and Raises: as :func:`plot_binary_phenotypes`; ``title`` is the figure title.
 
   Returns:
-    ``str(path)``.
-
-  Raises:
-    ValueError: for an empty ``losses`` or a bad grid.
+    A :class:`matplotlib.figure.Figure`.
   """
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
@@ -120,9 +116,9 @@ def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
     raise ValueError(f"plot_binary_phenotypes: p must be a 1-D grid, got shape {grid.shape}")
   ncols = max(1, min(int(ncols), len(items)))
   nrows = -(-len(items) // ncols)
-  fig = Figure(figsize=(3.2 * ncols, 2.6 * nrows), dpi=100)
+  fig = Figure(figsize=(3.2 * ncols, 2.7 * nrows + 0.5), dpi=100)
   FigureCanvasAgg(fig)
-  for k, (title, loss) in enumerate(items):
+  for k, (panel_title, loss) in enumerate(items):
     ax = fig.add_subplot(nrows, ncols, k + 1)
     values = binary_phenotype(loss, grid).astype(np.float64)
     if normalize:
@@ -140,13 +136,49 @@ def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
     if np.any(np.isfinite(values)):
       i = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
       ax.plot([grid[i]], [values[i]], "o", ms=4, color="C3")
-      ax.annotate(f"min at {grid[i]:.3g}", (grid[i], values[i]), fontsize=7,
-                  textcoords="offset points", xytext=(-40, 8))
-    label = str(title)
+      ax.annotate(f"min at p = {format_probability(grid[i])}", (grid[i], values[i]),
+                  fontsize=7, textcoords="offset points", xytext=(-60, 8))
+    label = str(panel_title)
     ax.set_title(label if len(label) <= 40 else label[:37] + "...", fontsize=8)
-    ax.set_xlabel("p (true class)", fontsize=7)
+    ax.set_xlabel("p: predicted probability of the true class", fontsize=7)
+    ax.set_ylabel("loss, rescaled to [0, 1]" if normalize else "loss (two-class example)",
+                  fontsize=7)
     ax.tick_params(labelsize=6)
+  fig.suptitle(title or "Binary phenotypes: loss of a two-class example whose true class "
+               "gets probability p", fontsize=9)
   fig.tight_layout()
+  return fig
+
+
+def plot_binary_phenotypes(losses: Mapping[str, LossLike] | Sequence[LossLike],
+                           path: str | os.PathLike,
+                           p: np.ndarray | None = None,
+                           normalize: bool = False,
+                           ncols: int = 4,
+                           title: str | None = None) -> str:
+  """Writes a PNG with one panel per loss: its binary phenotype over ``p``.
+
+  Each panel marks the minimum on the grid (printed with enough digits to tell it from
+  1: NeuroLoss's 0.99998); its y-range is clipped at the 95th percentile of the curve so
+  poles near ``p = 0`` do not flatten it. Uses matplotlib's Agg canvas directly (no
+  pyplot, no global backend change), so it works headless.
+
+  Args:
+    losses: ``{title: loss or spec}`` or a sequence of specs / :class:`Loss` objects
+      (titled by their spec).
+    path: output file (``.png``); parent directories are created.
+    p: the grid, ``float[k]`` in ``[0, 1]``; default 399 points in ``[0.0025, 0.9975]``.
+    normalize: rescale each curve to ``[0, 1]`` (as NLFS Fig. 2 does).
+    ncols: panels per row.
+    title: figure title (default: what a binary phenotype is).
+
+  Returns:
+    ``str(path)``.
+
+  Raises:
+    ValueError: for an empty ``losses`` or a bad grid.
+  """
+  fig = phenotype_figure(losses, p=p, normalize=normalize, ncols=ncols, title=title)
   path = os.fspath(path)
   parent = os.path.dirname(path)
   if parent:

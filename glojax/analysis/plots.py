@@ -50,6 +50,63 @@ def _check_mapping(items, name):
                      f"{type(items).__name__} with {size} entries.")
 
 
+def legend_outside(ax, **kwargs):
+  """Places ``ax``'s legend right of the axes, outside the data (the plot style guide)."""
+  return ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                   borderaxespad=0.0, **kwargs)
+
+
+def style_problems(fig) -> list[str]:
+  """What a figure lacks under the plotting style guide (``docs/plots.md``).
+
+  Checks every axes that shows data: non-empty x and y labels (and z for 3-D axes), a
+  title (its own or the figure's), and every legend lying outside the axes it describes.
+  Colorbars are checked for a label.
+
+  Args:
+    fig: a :class:`matplotlib.figure.Figure`.
+
+  Returns:
+    Human-readable problems; empty when the figure follows the guide.
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  FigureCanvasAgg(fig)
+  renderer = fig.canvas.get_renderer()
+  fig.draw(renderer)
+  problems = []
+  has_suptitle = bool(fig._suptitle is not None and fig._suptitle.get_text().strip())
+  for k, ax in enumerate(fig.axes):
+    name = f"axes {k} ({ax.get_title() or 'untitled'})"
+    if ax.get_label() == "<colorbar>":
+      if not (ax.get_ylabel().strip() or ax.get_xlabel().strip()):
+        problems.append(f"{name}: colorbar without a label")
+      continue
+    if not (ax.lines or ax.collections or ax.patches or ax.images):
+      continue
+    labels = {"x": ax.get_xlabel(), "y": ax.get_ylabel()}
+    if hasattr(ax, "get_zlabel"):
+      labels["z"] = ax.get_zlabel()
+    problems += [f"{name}: empty {a} label" for a, v in labels.items() if not v.strip()]
+    if not (ax.get_title().strip() or has_suptitle):
+      problems.append(f"{name}: no title (the axes' or the figure's)")
+    legend = ax.get_legend()
+    if legend is not None:
+      box = legend.get_window_extent(renderer)
+      area = ax.get_window_extent(renderer)
+      dx = min(box.x1, area.x1) - max(box.x0, area.x0)
+      dy = min(box.y1, area.y1) - max(box.y0, area.y0)
+      if dx > 1 and dy > 1:
+        problems.append(f"{name}: the legend covers the data area")
+  for legend in fig.legends:
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+      area = ax.get_window_extent(renderer)
+      if (min(box.x1, area.x1) - max(box.x0, area.x0) > 1
+          and min(box.y1, area.y1) - max(box.y0, area.y0) > 1):
+        problems.append("a figure legend covers an axes")
+  return problems
+
+
 # --------------------------------------------------------------------------------------------
 # Attraction characteristic curves
 
@@ -103,10 +160,11 @@ def plot_attraction_curves(losses: Mapping[str, object],
         break
   ax.axhline(0.0, color="black", linewidth=0.8)
   ax.set_xlim(0.0, 1.0)
-  ax.set_xlabel(r"$\epsilon$ (1 - target probability)")
-  ax.set_ylabel("attraction to zero training error")
-  ax.set_title(title or "Zero-training-error attraction (eq. 6.51)")
-  ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+  ax.set_xlabel(r"$\epsilon$ = 1 - target probability (before the step)")
+  ax.set_ylabel("S: change of the target probability\nin one SGD step (> 0: towards 1)")
+  n_text = ", ".join(str(n_i) for n_i in ns)
+  ax.set_title(title or f"Attraction to zero training error (eq. 6.51), n = {n_text} classes")
+  legend_outside(ax)
   return _save(fig, path)
 
 
@@ -202,9 +260,9 @@ def plot_true_class_histogram(probabilities: Mapping[str, object], path, *, bins
     ax.set_yscale("log")
   ax.set_xlim(0.0, 1.0)
   ax.set_xlabel("predicted probability of the true class")
-  ax.set_ylabel("test examples")
+  ax.set_ylabel("examples per bin" + (" (log scale)" if log_scale else ""))
   ax.set_title(title or "True-class output distribution")
-  ax.legend(fontsize="small")
+  legend_outside(ax)
   return _save(fig, path)
 
 
@@ -268,9 +326,9 @@ def plot_weight_histograms(params_by_name: Mapping[str, object], path, *, bins: 
     ax.hist(w, bins=edges, histtype="step", linewidth=1.5, label=label)
   ax.set_xlim(lo, hi)
   ax.set_xlabel("weight value")
-  ax.set_ylabel("parameters")
+  ax.set_ylabel("parameters per bin")
   ax.set_title(title or "Weight distribution")
-  ax.legend(fontsize="small")
+  legend_outside(ax)
   return _save(fig, path)
 
 
@@ -424,10 +482,10 @@ def plot_basin_1d(basins: Mapping[str, dict], path, *, title: str | None = None)
   for name, b in basins.items():
     ax.plot(b["alphas"], b["accuracy"], marker="o", markersize=3, label=name)
   ax.set_ylim(0.0, 1.0)
-  ax.set_xlabel(r"$\alpha$ (filter-normalized direction)")
-  ax.set_ylabel("accuracy")
+  ax.set_xlabel(r"$\alpha$: step along a filter-normalized random direction")
+  ax.set_ylabel("accuracy (fraction correct)")
   ax.set_title(title or "Accuracy basin (1-D)")
-  ax.legend(fontsize="small")
+  legend_outside(ax)
   return _save(fig, path)
 
 
@@ -453,14 +511,14 @@ def plot_basin_2d(basin: dict, path, *, title: str | None = None, surface: bool 
     ax = fig.add_subplot(projection="3d")
     ax.plot_surface(a_grid, b_grid, acc, cmap="coolwarm", vmin=0.0, vmax=1.0)
     ax.set_zlim(0.0, 1.0)
-    ax.set_zlabel("accuracy")
+    ax.set_zlabel("accuracy (fraction correct)")
   else:
     ax = fig.subplots()
     levels = np.linspace(0.0, 1.0, 21)
     cs = ax.contourf(a_grid, b_grid, acc, levels=levels, cmap="coolwarm", vmin=0.0, vmax=1.0)
-    fig.colorbar(cs, ax=ax, label="accuracy")
-  ax.set_xlabel(r"$\alpha$")
-  ax.set_ylabel(r"$\beta$")
+    fig.colorbar(cs, ax=ax, label="accuracy (fraction correct)")
+  ax.set_xlabel(r"$\alpha$: step along direction 1")
+  ax.set_ylabel(r"$\beta$: step along direction 2")
   ax.set_title(title or "Accuracy basin (2-D)")
   return _save(fig, path)
 
@@ -470,15 +528,25 @@ def plot_basin_2d(basin: dict, path, *, title: str | None = None, surface: bool 
 
 
 def read_fitness_log(workdir) -> dict:
-  """Reads ``<workdir>/log.jsonl`` (one JSON object per generation).
+  """Reads ``<workdir>/log.jsonl`` (one JSON object per generation) in run order.
+
+  A search may have several phases that each count generations from 0 (GLO: the GA,
+  then CMA-ES on the coefficients of one or more trees), so rows are keyed by *segment*
+  and generation: the segment is the row's ``phase`` (``"search"`` if it has none) plus,
+  for a coefficient phase, its ``tree``. Segments keep the order in which they first
+  appear; a repeated ``(segment, generation)`` (a resumed run re-logging it) keeps its last
+  row.
 
   Args:
     workdir: a search workdir.
 
   Returns:
-    ``{"generation": int[G], "best": [G], "mean": [G], "median": [G], "fitness": list of G
-    lists}``; non-finite or null fitness values become ``nan``. Rows are sorted by generation;
-    a repeated generation (a resumed run re-logging it) keeps its last row.
+    A dict of per-row lists/arrays, ``G`` rows in run order:
+    ``"step"`` ``int[G]`` 1-based position in the run (the plots' x axis),
+    ``"generation"`` ``int[G]`` generation within its segment as logged (0-based),
+    ``"phase"`` and ``"segment"`` (``list[str]``), ``"best"``, ``"mean"``, ``"median"``,
+    ``"best_ever"`` (``float[G]``; NaN where not logged) and ``"fitness"`` (list of ``G``
+    lists); non-finite or null fitness values become ``nan``.
 
   Raises:
     FileNotFoundError: if the log is missing.
@@ -487,7 +555,7 @@ def read_fitness_log(workdir) -> dict:
   path = os.path.join(os.fspath(workdir), "log.jsonl")
   if not os.path.exists(path):
     raise FileNotFoundError(f"read_fitness_log: no log.jsonl in {workdir!r}.")
-  rows = {}
+  segments: dict[str, dict[int, dict]] = {}
   with open(path) as f:
     for lineno, line in enumerate(f, 1):
       if not line.strip():
@@ -499,59 +567,140 @@ def read_fitness_log(workdir) -> dict:
       missing = [k for k in ("generation", "fitness", "best", "mean", "median") if k not in row]
       if missing:
         raise ValueError(f"read_fitness_log: {path}:{lineno} lacks keys {missing}.")
-      rows[int(row["generation"])] = row
-  if not rows:
+      segments.setdefault(_segment(row), {})[int(row["generation"])] = row
+  if not segments:
     raise ValueError(f"read_fitness_log: {path} has no generations.")
 
   def num(v):
     return float("nan") if v is None else float(v)
 
-  gens = sorted(rows)
+  rows = [(seg, g, by_gen[g]) for seg, by_gen in segments.items() for g in sorted(by_gen)]
   return {
-      "generation": np.asarray(gens, dtype=np.int64),
-      "best": np.asarray([num(rows[g]["best"]) for g in gens]),
-      "mean": np.asarray([num(rows[g]["mean"]) for g in gens]),
-      "median": np.asarray([num(rows[g]["median"]) for g in gens]),
-      "fitness": [[num(v) for v in rows[g]["fitness"]] for g in gens],
+      "step": np.arange(1, len(rows) + 1, dtype=np.int64),
+      "generation": np.asarray([g for _, g, _ in rows], dtype=np.int64),
+      "phase": [r.get("phase") or "search" for _, _, r in rows],
+      "segment": [seg for seg, _, _ in rows],
+      "best": np.asarray([num(r["best"]) for _, _, r in rows]),
+      "mean": np.asarray([num(r["mean"]) for _, _, r in rows]),
+      "median": np.asarray([num(r["median"]) for _, _, r in rows]),
+      "best_ever": np.asarray([num(r.get("best_ever")) for _, _, r in rows]),
+      "fitness": [[num(v) for v in r["fitness"]] for _, _, r in rows],
   }
 
 
-def plot_fitness_curves(workdir, path, *, title: str | None = None):
-  """Per-generation fitness of a search: every candidate (dots), best, mean and median.
+_PHASE_NAMES = {"ga": "GA", "cma": "CMA-ES", "search": "search"}
+
+
+def _segment(row: dict) -> str:
+  phase = row.get("phase") or "search"
+  return f"{phase}: {row['tree']}" if row.get("tree") else phase
+
+
+def _segment_title(segment: str) -> str:
+  phase, _, tree = segment.partition(": ")
+  name = _PHASE_NAMES.get(phase, phase)
+  return name if not tree else f"{name} ({tree if len(tree) <= 24 else tree[:21] + '...'})"
+
+
+def fitness_description(workdir) -> str:
+  """What a search's fitness measured, from ``<workdir>/config.json``: ``"validation
+  accuracy after N training steps"`` for configs with ``train.steps``, else ``"fitness"``."""
+  config = _read_config(workdir)
+  steps = (config.get("train") or {}).get("steps")
+  if isinstance(steps, int):
+    return f"validation accuracy after {steps:,} training steps"
+  return "fitness"
+
+
+def run_description(workdir) -> str:
+  """``"runs/quickstart (mnist5k, mlp)"``: the workdir and, from its ``config.json``, the
+  dataset and model — what a plot title needs to say which run it shows."""
+  config = _read_config(workdir)
+  parts = [((config.get(k) or {}).get("name")) for k in ("dataset", "model")]
+  parts = [p for p in parts if isinstance(p, str)]
+  name = os.path.normpath(os.fspath(workdir))  # as the user gave it: runs/quickstart
+  if name in (".", ".."):
+    name = os.path.abspath(name)
+  return name + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _read_config(workdir) -> dict:
+  try:
+    with open(os.path.join(os.fspath(workdir), "config.json")) as f:
+      config = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return config if isinstance(config, dict) else {}
+
+
+def plot_fitness_curves(workdir, path, *, title: str | None = None,
+                        search: str = "Search"):
+  """Per-generation fitness of a search: every candidate (dots), best, mean, median.
+
+  The x axis counts generations from 1, as the console does, through all phases in run
+  order (GLO: the GA, then each CMA-ES phase, separated by vertical lines); the y axis
+  says what fitness measured (:func:`fitness_description`); the legend sits outside the
+  data, right of the axes.
 
   Args:
-    workdir: search workdir containing ``log.jsonl``.
+    workdir: search workdir containing ``log.jsonl`` (and ``config.json``).
     path: output PNG.
-    title: optional title (default: the workdir's name).
+    title: the title (default: ``"<search>: <workdir> (<dataset>, <model>)"``).
+    search: the search's name for the default title (``"TaylorGLO search"``).
 
   Returns:
-    The saved Figure (x axis generations, y axis fitness).
+    The saved Figure.
 
   Raises:
     FileNotFoundError, ValueError: as :func:`read_fitness_log`.
   """
   log = read_fitness_log(workdir)
-  fig = _new_figure()
+  fig = _new_figure(figsize=(8.0, 4.0))
   ax = fig.subplots()
+  x = log["step"]
   xs, ys = [], []
-  for g, fit in zip(log["generation"], log["fitness"]):
+  for step, fit in zip(x, log["fitness"]):
     fit = np.asarray(fit, dtype=np.float64)
     fit = fit[np.isfinite(fit)]
-    xs.extend([g] * fit.size)
+    xs.extend([step] * fit.size)
     ys.extend(fit.tolist())
-  ax.scatter(xs, ys, s=6, alpha=0.3, color="gray", label="candidates")
-  ax.plot(log["generation"], log["best"], label="best", linewidth=2)
-  ax.plot(log["generation"], log["mean"], label="mean")
-  ax.plot(log["generation"], log["median"], label="median", linestyle="--")
+  ax.scatter(xs, ys, s=6, alpha=0.3, color="gray", label="each candidate")
+  segments = list(dict.fromkeys(log["segment"]))
+  for k, seg in enumerate(segments):  # lines do not join across phases
+    rows = np.asarray([s_ == seg for s_ in log["segment"]])
+    first = k == 0
+    ax.plot(x[rows], log["best"][rows], color="C0", linewidth=2,
+            label="best of generation" if first else None)
+    ax.plot(x[rows], log["mean"][rows], color="C1", label="mean" if first else None)
+    ax.plot(x[rows], log["median"][rows], color="C2", linestyle="--",
+            label="median" if first else None)
+    if np.any(np.isfinite(log["best_ever"][rows])):
+      ax.plot(x[rows], log["best_ever"][rows], "k:", linewidth=1,
+              label="best so far" if first else None)
   # Fitness is usually an accuracy: show [0, 1] at least, widened to hold every value.
   finite = [v for v in ys + log["best"].tolist() + log["mean"].tolist() if math.isfinite(v)]
   ax.set_ylim(min(finite + [0.0]), max(finite + [1.0]) + 0.02)
-  g = log["generation"]
-  ax.set_xlim(g.min() - 0.5, g.max() + 0.5)
-  from matplotlib.ticker import MaxNLocator
+  ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+  from matplotlib.ticker import FuncFormatter, MaxNLocator
   ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-  ax.set_xlabel("generation (0-based, as in log.jsonl)")
-  ax.set_ylabel("fitness")
-  ax.set_title(title or f"Fitness per generation: {os.path.basename(os.path.abspath(workdir))}")
-  ax.legend(fontsize="small")
+  if len(segments) > 1:
+    # Each phase counts its own generations from 1, as the console does; ticks show
+    # that count, the phase names sit above the axes.
+    in_phase = dict(zip(x.tolist(), (log["generation"] + 1).tolist()))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: str(in_phase[int(v)]) if float(v).is_integer() and int(v) in in_phase
+        else ""))
+    for k, seg in enumerate(segments):
+      start = int(x[log["segment"].index(seg)])
+      if k:
+        ax.axvline(start - 0.5, color="gray", linewidth=1)
+      ax.annotate(_segment_title(seg), (start - 0.4, 1.0), xycoords=("data", "axes fraction"),
+                  xytext=(0, 2), textcoords="offset points", fontsize=7, va="bottom")
+    ax.set_xlabel("generation within each phase (counted from 1, as on the console)")
+  else:
+    ax.set_xlabel("generation (counted from 1, as on the console)")
+  ax.set_ylabel(fitness_description(workdir) + "\n(fitness; 0 = failed or skipped)")
+  ax.set_title(title or f"{search}: {run_description(workdir)}",
+               pad=14 if len(segments) > 1 else None)
+  legend_outside(ax)
   return _save(fig, path)

@@ -6,7 +6,8 @@
 * for every loss spec: null-epoch γ, the trainability invariant, the attraction curve's range
   and sign changes; for TaylorGLO specs also θ, the c-coefficients and a/b/c (ch. 6);
   one ``attraction.png`` with all losses;
-* for a workdir: ``fitness_curves.png`` from ``log.jsonl``, the best generation, the loss in
+* for a workdir: ``fitness_curves.png`` from ``log.jsonl``, the best generation (counted
+  from 1, with its phase), the loss in
   ``best_loss.txt`` (analysed as above) and, if present, the final comparison of
   ``final.json`` as a table row (mean (std), Welch p, stars).
 """
@@ -20,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from glojax import workdir as workdir_lib
 from glojax.analysis import plots, stats, theory
 
 
@@ -87,11 +89,15 @@ def analyze_loss(spec: str, num_classes: int, eps_grid=None) -> tuple:
 
 def _workdir_summary(workdir: str, output_dir: str) -> dict:
   log = plots.read_fitness_log(workdir)
-  plots.plot_fitness_curves(workdir, os.path.join(output_dir, "fitness_curves.png"))
+  plots.plot_fitness_curves(workdir, os.path.join(output_dir, "fitness_curves.png"),
+                            search="Fitness per generation")
   best = np.asarray(log["best"], dtype=np.float64)
   i = int(np.nanargmax(np.where(np.isfinite(best), best, -np.inf)))
+  # Generations are counted from 1 here, as on the console and in the plots; log.jsonl
+  # stores them from 0.
   out = {"workdir": os.path.abspath(workdir), "generations": int(len(log["generation"])),
-         "best_fitness": _finite(best[i]), "best_generation": int(log["generation"][i]),
+         "best_fitness": _finite(best[i]), "best_generation": int(log["generation"][i]) + 1,
+         "best_phase": log["phase"][i], "fitness": plots.fitness_description(workdir),
          "last_mean": _finite(log["mean"][-1]), "last_median": _finite(log["median"][-1]),
          "plot": "fitness_curves.png"}
   best_path = os.path.join(workdir, "best_loss.txt")
@@ -149,12 +155,14 @@ def analyze(loss_specs: Sequence[str] = (), workdir: str | None = None, *,
     report["losses"].append(summary)
     curves[summary["spec"] if len(summary["spec"]) < 40 else summary["spec"][:37] + "..."] = curve
   if curves:
-    plots.plot_attraction_curves(curves, num_classes, os.path.join(output_dir, "attraction.png"))
+    title = (f"Attraction to zero training error (eq. 6.51), n = {num_classes}"
+             + (f"; {plots.run_description(workdir)}" if workdir is not None else ""))
+    plots.plot_attraction_curves(curves, num_classes, os.path.join(output_dir, "attraction.png"),
+                                 title=title)
     report["attraction_plot"] = "attraction.png"
-  with open(os.path.join(output_dir, "report.json"), "w") as f:
-    json.dump(report, f, indent=2)
-  with open(os.path.join(output_dir, "report.md"), "w") as f:
-    f.write(_markdown(report))
+  # The workdir contract of every binary: strict JSON (NaN -> null), atomic writes.
+  workdir_lib.write_json(os.path.join(output_dir, "report.json"), report)
+  workdir_lib.write_text(os.path.join(output_dir, "report.md"), _markdown(report))
   return report
 
 
@@ -169,8 +177,11 @@ def _markdown(report: dict) -> str:
   if wd:
     lines += ["## Search", "",
               f"* workdir: `{wd['workdir']}` — {wd['generations']} generations",
-              f"* best fitness {_fmt(wd['best_fitness'])} at generation {wd['best_generation']};"
-              f" last generation mean {_fmt(wd['last_mean'])}, median {_fmt(wd['last_median'])}",
+              f"* fitness: {wd['fitness']}",
+              f"* best fitness {_fmt(wd['best_fitness'])} at generation {wd['best_generation']}"
+              f"{'' if wd['best_phase'] == 'search' else ' of phase ' + wd['best_phase']}"
+              f" (counted from 1); last generation mean {_fmt(wd['last_mean'])}, median "
+              f"{_fmt(wd['last_median'])}",
               "* plot: `fitness_curves.png`"]
     if "best_loss" in wd:
       lines.append(f"* best loss: `{wd['best_loss']}`")

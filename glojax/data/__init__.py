@@ -2,7 +2,7 @@
 
 ``glojax.data.load(name, seed=...)`` returns a :class:`Dataset` of NumPy arrays; the
 trainers move them to the device once and gather batches by index inside the compiled
-step (DESIGN.md, "Data").
+step (docs/models_and_data.md, "Data").
 """
 
 from __future__ import annotations
@@ -73,15 +73,26 @@ def load(name: str, *, seed: int = 0, **kwargs) -> Dataset:
     ValueError: for an unknown name (the message lists the known ones) or an option
       the loader does not take.
   """
+  accepted = options(name)
+  unknown = set(kwargs) - set(accepted)
+  if unknown:
+    raise ValueError(f"dataset {name!r} has no option(s) {sorted(unknown)}; "
+                     f"options: {accepted}")
+  return _LOADERS[name](seed=seed, **kwargs)
+
+
+def options(name: str) -> list[str]:
+  """The options (keyword arguments besides ``seed``) dataset ``name`` accepts, sorted.
+
+  They differ between datasets: ``mnist5k`` is split by fractions, the others by counts.
+
+  Raises:
+    ValueError: for an unknown name.
+  """
   if name not in _LOADERS:
     raise ValueError(f"unknown dataset {name!r}; known datasets: {names()}")
   import inspect
-  accepted = set(inspect.signature(_LOADERS[name]).parameters) - {"seed"}
-  unknown = set(kwargs) - accepted
-  if unknown:
-    raise ValueError(f"dataset {name!r} has no option(s) {sorted(unknown)}; "
-                     f"options: {sorted(accepted)}")
-  return _LOADERS[name](seed=seed, **kwargs)
+  return sorted(set(inspect.signature(_LOADERS[name]).parameters) - {"seed"})
 
 
 def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int

@@ -84,19 +84,51 @@ def tfds_arrays(tfds_name: str, split: str, data_dir: Optional[str] = None,
                               builder_kwargs={"file_format": "array_record"}
                               if download else None)
   except Exception as e:  # TFDS raises several types for "not prepared here"
-    where = data_dir or os.environ.get("TFDS_DATA_DIR") or "TFDS's default data_dir"
     raise FileNotFoundError(
-        f"TFDS dataset {tfds_name!r} (split {split!r}) is not available in {where}: "
-        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+        f"{_why_unavailable(tfds_name, split, data_dir, e)}\n"
         f"To obtain it, on a machine with internet and TensorFlow (TFDS needs it to encode "
         f"the images while preparing; reading them back here does not) run\n"
         f"  python -c \"import tensorflow_datasets as tfds; tfds.data_source("
         f"'{tfds_name}', data_dir='DIR', download=True, "
         f"builder_kwargs={{'file_format': 'array_record'}})\"\n"
         f"(or `tfds build {tfds_name} --file_format=array_record --data_dir DIR`), copy DIR "
-        f"here and pass it as data_dir (experiments: --config.dataset.options.data_dir=DIR) "
-        f"or set TFDS_DATA_DIR.") from e
+        f"here and set TFDS_DATA_DIR=DIR, or pass it as data_dir (binaries: "
+        f"--config.dataset.options.data_dir=DIR if the config lists data_dir, else "
+        f"--config.dataset.options='{{\"data_dir\": \"DIR\"}}').") from e
   return _read_source(source, tfds_name)
+
+
+def _data_dir(data_dir: Optional[str]) -> str:
+  """The folder TFDS reads: ``data_dir``, else ``$TFDS_DATA_DIR``, else TFDS's default."""
+  if data_dir:
+    return data_dir
+  if os.environ.get("TFDS_DATA_DIR"):
+    return os.environ["TFDS_DATA_DIR"]
+  return os.path.expanduser(os.path.join("~", "tensorflow_datasets"))
+
+
+def _why_unavailable(tfds_name: str, split: str, data_dir: Optional[str], error) -> str:
+  """One line saying why ``tfds.data_source`` failed, from what is on disk.
+
+  TFDS itself reports a missing folder as "Random access ... TFRECORD is not
+  supported" or an empty ``splits``, which reads like a format problem.
+  """
+  where = _data_dir(data_dir)
+  folder = os.path.join(where, tfds_name)
+  infos, records = [], []
+  for root, _, files in os.walk(folder):
+    infos += [f for f in files if f == "dataset_info.json"]
+    records += [f for f in files if ".array_record" in f]
+  if not infos:
+    return (f"dataset {tfds_name!r} is not prepared at {where} (no "
+            f"{os.path.join(folder, '<version>', 'dataset_info.json')})")
+  if not records:
+    return (f"dataset {tfds_name!r} is prepared at {where} but not in ArrayRecord format "
+            f"(glojax reads it with random access); prepare it again with "
+            f"--file_format=array_record")
+  first = str(error).splitlines()[0] if str(error) else ""
+  return (f"dataset {tfds_name!r} (split {split!r}) could not be read from {where}: "
+          f"{type(error).__name__}: {first}")
 
 
 def load_tfds(name: str, *, seed: int = 0, data_dir: Optional[str] = None,

@@ -1,7 +1,7 @@
 """Fixed-size postfix programs: many different trees, one compiled loss.
 
 A GLO population holds trees of different shapes. To train them as one compiled program
-(DESIGN.md, "Programs for trees") each tree is encoded as a padded postfix program of a
+(docs/glo.md) each tree is encoded as a padded postfix program of a
 fixed length ``L``:
 
 * ``opcodes: int32[L]`` — one of :data:`OPCODES` per slot, ``NOP`` padding at the end;

@@ -1,7 +1,7 @@
 """Loss registry and spec strings: ``get(spec) -> loss``, ``to_spec(loss) -> spec``.
 
 A *spec* is a string naming a loss and its parameters, so losses found by a search are
-data (DESIGN.md, "Loss specs are data") that load the same way in any training code:
+data (docs/losses.md, "Specs: losses as data") that load the same way in any training code:
 
 * a name: ``"baikal"``, ``"neuroloss3"``, ... (see :func:`names`);
 * a parameterized loss: ``"taylorglo(theta=[0.1, -2.5, ...])"``,

@@ -99,15 +99,24 @@ def get(name: str, *, num_classes: int, **kwargs) -> nn.Module:
   Raises:
     ValueError: for an unknown name or an unknown module field.
   """
-  if name not in _MODELS:
-    raise ValueError(f"unknown model {name!r}; known models: {names()}")
-  cls = _MODELS[name]
-  fields = set(getattr(cls, "__dataclass_fields__", {})) - {"parent", "name"}
-  unknown = set(kwargs) - fields
+  accepted = options(name)
+  unknown = set(kwargs) - set(accepted)
   if unknown:
     raise ValueError(f"model {name!r} has no option(s) {sorted(unknown)}; "
-                     f"options: {sorted(fields - {'num_classes'})}")
-  return cls(num_classes=num_classes, **kwargs)
+                     f"options: {accepted}")
+  return _MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def options(name: str) -> list[str]:
+  """The options (module fields besides ``num_classes``) model ``name`` accepts, sorted.
+
+  Raises:
+    ValueError: for an unknown name.
+  """
+  if name not in _MODELS:
+    raise ValueError(f"unknown model {name!r}; known models: {names()}")
+  fields = set(getattr(_MODELS[name], "__dataclass_fields__", {}))
+  return sorted(fields - {"parent", "name", "num_classes"})
 
 
 def count_params(variables) -> int:

@@ -3,19 +3,25 @@
 ``run(config, workdir)`` trains ``config.repeats`` networks with the loss spec
 ``config.loss`` (data parallel over ``config.num_devices`` devices, see
 :mod:`glojax.train.parallel`), optionally the same number with cross-entropy, and
-writes to ``workdir``:
+writes to ``workdir`` under the workdir contract of every glojax binary
+(:mod:`glojax.workdir`: the config is validated before the workdir is touched, a rerun
+with a changed config is refused, files are strict JSON written atomically):
 
-* ``config.json`` — the config;
+* ``config.json`` — the config (only ``repeats`` and ``alternative`` may change on a
+  rerun: more runs, another test);
 * ``runs.jsonl`` — one JSON object per finished run (rerunning resumes after the last);
 * ``results.json`` — test accuracy mean ± std per loss and, with
   ``compare_to_cross_entropy``, a one-tailed Welch t-test (dissertation eqs. 3.3–3.5);
-* ``curves.png`` — training loss (and periodic evaluation accuracy) against step.
+  failed runs follow the rule of :mod:`glojax.train.protocol` (rerun up to
+  ``nan_retries`` times, then reported and left out of the statistics);
+* ``curves.png`` — training loss per run against step, one panel per loss (their scales
+  differ), and periodic evaluation accuracy of all losses.
 """
 
 from __future__ import annotations
 
 import ast
-import json
+import dataclasses
 import os
 import re
 from typing import Any, Callable
@@ -25,39 +31,81 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from glojax import config as config_lib
 from glojax import data as data_lib
 from glojax import models as models_lib
+from glojax import workdir as workdir_lib
+from glojax.analysis import stats
 from glojax.losses import core
-from glojax.train import parallel
+from glojax.train import parallel, protocol
 from glojax.train.trainer import TrainConfig, Trainer
 
-_TRAIN_FIELDS = ("steps", "batch_size", "learning_rate", "momentum", "weight_decay",
-                 "eval_batch_size", "steps_per_call", "loop", "optimizer", "nesterov",
-                 "schedule", "boundaries", "decay_factor", "warmup_steps", "augment",
-                 "sampling", "aux_loss_weight", "separate_aux_losses")
+_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+RUNS_FILE = "runs.jsonl"
+RESULTS_FILE = "results.json"
+RESUMABLE_KEYS = ("repeats", "alternative")
+EVAL_SPLITS = ("validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(config_lib.Composite):
+  """The config of :func:`run`.
+
+  Attributes:
+    seed: run ``r`` uses ``fold_in(PRNGKey(seed), r)``.
+    repeats: R networks per loss (the papers: 10).
+    loss: loss spec, e.g. ``"taylorglo(theta=[...])"``.
+    compare_to_cross_entropy: also train R networks with cross-entropy, Welch-test.
+    alternative: Welch alternative for loss vs cross-entropy (``"greater"``).
+    eval_every: steps between evaluations on ``eval_split`` (0 = none).
+    eval_split: ``"validation"`` or ``"test"``.
+    num_devices: devices for data parallelism (0 = all).
+    distributed: call ``jax.distributed.initialize()`` first (multi-host).
+    nan_retries: reruns of a failed (NaN/inf) run (the failed-run rule).
+    dataset, model, train: what to train and how.
+  """
+  seed: int = 0
+  repeats: int = 10
+  loss: str = "cross_entropy"
+  compare_to_cross_entropy: bool = False
+  alternative: str = "greater"
+  eval_every: int = 0
+  eval_split: str = "validation"
+  num_devices: int = 0
+  distributed: bool = False
+  nan_retries: int = protocol.DEFAULT_RETRIES
+  dataset: config_lib.DatasetConfig = dataclasses.field(
+      default_factory=config_lib.DatasetConfig)
+  model: config_lib.ModelConfig = dataclasses.field(
+      default_factory=lambda: config_lib.ModelConfig(name="small_cnn"))
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+  def __post_init__(self):
+    config_lib.check_int(self, "seed", 0, config_lib.MAX_SEED)
+    config_lib.check_int(self, "repeats", 1)
+    if not isinstance(self.loss, str):
+      raise config_lib.FieldError(type(self).__name__, "loss", self.loss,
+                                  "must be a loss spec string")
+    config_lib.check_bool(self, "compare_to_cross_entropy")
+    config_lib.check_choice(self, "alternative", stats.ALTERNATIVES)
+    config_lib.check_int(self, "eval_every", 0)
+    config_lib.check_choice(self, "eval_split", EVAL_SPLITS)
+    config_lib.check_int(self, "num_devices", 0)
+    config_lib.check_bool(self, "distributed")
+    config_lib.check_int(self, "nan_retries", 0)
+
+  @property
+  def specs(self) -> list[str]:
+    """The loss specs to train: ``loss`` and, if asked, cross-entropy."""
+    if self.compare_to_cross_entropy and self.loss.strip() != "cross_entropy":
+      return [self.loss, "cross_entropy"]
+    return [self.loss]
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The config of :func:`run`; configs in ``experiments/configs/train_*.py`` edit it."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0                      # run r uses fold_in(PRNGKey(seed), r)
-  c.repeats = 10                  # R networks per loss (the papers: 10)
-  c.loss = "cross_entropy"        # loss spec, e.g. "taylorglo(theta=[...])"
-  c.compare_to_cross_entropy = False
-  c.alternative = "greater"       # Welch: loss > cross-entropy (one-tailed)
-  c.eval_every = 0                # steps between validation evaluations (0 = none)
-  c.eval_split = "validation"
-  c.num_devices = 0               # 0 = all devices (data parallel)
-  c.distributed = False           # call jax.distributed.initialize() first (multi-host)
-  c.nan_retries = 2
-  c.dataset = ml_collections.ConfigDict({"name": "mnist5k", "seed": 0})
-  c.dataset.options = {}
-  c.model = ml_collections.ConfigDict({"name": "small_cnn"})
-  c.model.options = {}
-  t = TrainConfig()
-  c.train = ml_collections.ConfigDict({f: getattr(t, f) for f in _TRAIN_FIELDS})
-  c.train.boundaries = ()
-  return c
+  """The config of :func:`run` (locked); configs in ``experiments/configs/train_*.py``
+  edit it."""
+  return config_lib.locked_config(ExperimentConfig().to_dict())
 
 
 _TAYLORGLO = re.compile(r"^\s*taylorglo\s*\(\s*theta\s*=\s*(\[[^\]]*\])\s*\)\s*$")
@@ -91,129 +139,166 @@ def loss_from_spec(spec: str) -> tuple[Callable, Any]:
                    f"and 'taylorglo(theta=[...])')")
 
 
-def build(config: ml_collections.ConfigDict, loss_spec: str):
-  """The dataset, model and :class:`Trainer` of ``config`` for ``loss_spec``.
+def _build(config: ExperimentConfig, dataset, mesh) -> dict:
+  """``{spec: (DataParallel, loss_params)}`` for every loss of the run.
 
   Raises:
-    ValueError: for unknown dataset/model/loss names or bad training options.
+    ValueError: for a bad loss spec, model option or batch size.
   """
-  ds = data_lib.load(config.dataset.name, seed=config.dataset.seed,
-                     **dict(config.dataset.options))
-  model = models_lib.get(config.model.name, num_classes=ds.num_classes,
-                         **dict(config.model.options))
-  loss_fn, loss_params = loss_from_spec(loss_spec)
-  train_cfg = TrainConfig(**{f: config.train[f] for f in _TRAIN_FIELDS})
-  return ds, Trainer(model, ds, loss_fn, train_cfg), loss_params
+  try:
+    model = models_lib.get(config.model.name, num_classes=dataset.num_classes,
+                           **config.model.options)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"config.model.options={dict(config.model.options)!r} cannot build "
+                     f"model {config.model.name!r}: {e}") from None
+  built = {}
+  for spec in config.specs:
+    try:
+      loss_fn, loss_params = loss_from_spec(spec)
+    except ValueError as e:
+      raise ValueError(f"config.loss={spec!r}: {e}") from None
+    try:
+      trainer = Trainer(model, dataset, loss_fn, config.train)
+      jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    except Exception as e:  # flax raises TypeError/ValueError/... for bad fields
+      first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      raise ValueError(f"config.model.options={dict(config.model.options)!r} cannot "
+                       f"build model {config.model.name!r}: {first}") from None
+    built[spec] = (parallel.DataParallel(trainer, mesh), loss_params)
+  return built
 
 
 def _summary(runs: list[dict]) -> dict:
-  acc = np.asarray([r["test_accuracy"] for r in runs if r["finite"]], np.float64)
-  return {"runs": len(runs), "finite_runs": int(acc.size),
-          "test_accuracy_mean": float(acc.mean()) if acc.size else float("nan"),
-          "test_accuracy_std": float(acc.std(ddof=1)) if acc.size > 1 else float("nan"),
-          "test_accuracies": acc.tolist()}
+  s = protocol.summarize([r["test_accuracy"] for r in runs], [r["finite"] for r in runs])
+  return {"runs": len(runs), "finite_runs": len(runs) - s["failed"],
+          "test_accuracy_mean": s["mean"], "test_accuracy_std": s["std"],
+          "test_accuracies": s["runs"]}
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
-        log: Callable[[str], None] = print) -> dict:
+def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
   """Trains ``config.repeats`` networks per loss and writes the workdir (module docstring).
 
   Returns:
     The ``results.json`` dict: ``{"losses": {spec: summary}, "welch": {...} | None}``.
 
   Raises:
-    ValueError: for a bad config (unknown names, bad options).
+    ValueError: for a bad config (unknown keys or names, bad values or options; the
+      workdir is then untouched) or a workdir holding a run with another config.
+    FileNotFoundError: if the dataset is not available.
   """
-  if config.distributed:
+  cfg = config_lib.with_defaults(config, default_config())
+  typed = ExperimentConfig.from_dict(cfg)
+  if typed.distributed:
     jax.distributed.initialize()
-  if config.repeats < 1:
-    raise ValueError(f"repeats must be >= 1, got {config.repeats}")
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
-  runs_path = os.path.join(workdir, "runs.jsonl")
-  done: list[dict] = []
-  if os.path.exists(runs_path):
-    with open(runs_path) as f:
-      done = [json.loads(line) for line in f if line.strip()]
-
-  specs = [config.loss]
-  if config.compare_to_cross_entropy and config.loss.strip() != "cross_entropy":
-    specs.append("cross_entropy")
-  mesh = parallel.make_mesh(config.num_devices or None)
+  d = typed.dataset
+  dataset = data_lib.load(d.name, seed=d.seed, **d.options)
+  mesh = parallel.make_mesh(typed.num_devices or None)
+  built = _build(typed, dataset, mesh)
+  workdir_lib.prepare(workdir, cfg, defaults=default_config(),
+                      resumable_keys=RESUMABLE_KEYS, run_files=(RUNS_FILE,))
+  runs_path = os.path.join(workdir, RUNS_FILE)
+  done = workdir_lib.read_jsonl(runs_path)
   all_runs: dict[str, list[dict]] = {}
-  for spec in specs:
-    ds, trainer, loss_params = build(config, spec)
-    dp = parallel.DataParallel(trainer, mesh)
-    runs = [r for r in done if r["loss"] == spec]
-    log(f"{spec}: {config.model.name} on {ds.describe()}; {trainer.config.steps} steps, "
-        f"{mesh.devices.size} device(s); {len(runs)} of {config.repeats} runs done")
-    for r in range(len(runs), config.repeats):
-      base_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), r)
-      for attempt in range(config.nan_retries + 1):
-        key = base_key if attempt == 0 else jax.random.fold_in(base_key, 1000 + attempt)
-        _, hist = dp.fit(loss_params, key, eval_every=config.eval_every,
-                         eval_split=config.eval_split, final_splits=("validation", "test"))
-        if hist["finite"]:
-          break
-      row = {"loss": spec, "run": r, "attempts": attempt + 1, "finite": hist["finite"],
-             "test_accuracy": hist["final"]["test"]["accuracy"],
-             "test_loss": hist["final"]["test"]["loss"],
-             "validation_accuracy": hist["final"]["validation"]["accuracy"],
-             "wall_time_s": hist["wall_time_s"],
-             "curve": {k: hist[k] for k in ("step", "train_loss", "eval_step",
-                                            "eval_accuracy", "eval_loss")}}
+  for spec, (dp, loss_params) in built.items():
+    runs = [r for r in done if r["loss"] == spec][:typed.repeats]
+    log(f"{spec}: {typed.model.name} on {dataset.describe()}; {typed.train.steps} steps, "
+        f"{mesh.devices.size} device(s); {len(runs)} of {typed.repeats} runs done")
+    for r in range(len(runs), typed.repeats):
+      row = _train_run(typed, dp, loss_params, spec, r)
       runs.append(row)
-      with open(runs_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+      workdir_lib.append_jsonl(runs_path, row)
       log(f"  run {r}: test accuracy {row['test_accuracy']:.4f} "
-          f"({'finite' if row['finite'] else 'FAILED'}, {row['wall_time_s']:.1f} s)")
+          f"({'finite' if row['finite'] else 'FAILED'} after {row['attempts']} "
+          f"attempt(s), {row['wall_time_s']:.1f} s)")
     all_runs[spec] = runs
-
-  results: dict = {"losses": {s: _summary(all_runs[s]) for s in specs}, "welch": None,
-                   "model": config.model.name, "dataset": config.dataset.name}
-  if len(specs) == 2:
-    from glojax.analysis.stats import welch_ttest
-    a = results["losses"][specs[0]]["test_accuracies"]
-    b = results["losses"][specs[1]]["test_accuracies"]
-    if len(a) >= 2 and len(b) >= 2:
-      w = welch_ttest(a, b, alternative=config.alternative)
-      results["welch"] = {"t": w.t, "dof": w.dof, "p": w.p,
-                          "alternative": config.alternative}
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
-  plot_curves(all_runs, os.path.join(workdir, "curves.png"))
-  for s in specs:
-    m = results["losses"][s]
-    log(f"{s}: test accuracy {m['test_accuracy_mean']:.4f} ± {m['test_accuracy_std']:.4f} "
-        f"({m['finite_runs']}/{m['runs']} finite runs)")
-  if results["welch"] is not None:
-    log(f"Welch t-test ({config.alternative}): t = {results['welch']['t']:.3f}, "
-        f"p = {results['welch']['p']:.3g}")
+  results = _results(typed, all_runs)
+  workdir_lib.write_json(os.path.join(workdir, RESULTS_FILE), results)
+  plot_curves(all_runs, os.path.join(workdir, "curves.png"), eval_split=typed.eval_split,
+              title=f"experiments/train.py: {workdir} ({typed.dataset.name}, "
+                    f"{typed.model.name}, {typed.repeats} runs per loss)")
+  _log_results(typed, results, log)
   return results
 
 
-def plot_curves(all_runs: dict[str, list[dict]], path: str) -> None:
-  """Training loss (left) and evaluation accuracy (right) per run, one colour per loss."""
-  import matplotlib
-  matplotlib.use("Agg")
+def _train_run(config: ExperimentConfig, dp, loss_params, spec: str, r: int) -> dict:
+  """Run ``r`` of ``spec``, rerun under the failed-run rule (``nan_retries``)."""
+  base_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), r)
+  for attempt in range(config.nan_retries + 1):
+    key = base_key if attempt == 0 else protocol.retry_key(base_key, attempt)
+    _, hist = dp.fit(loss_params, key, eval_every=config.eval_every,
+                     eval_split=config.eval_split, final_splits=("validation", "test"))
+    if hist["finite"]:
+      break
+  return {"loss": spec, "run": r, "attempts": attempt + 1, "finite": hist["finite"],
+          "test_accuracy": hist["final"]["test"]["accuracy"],
+          "test_loss": hist["final"]["test"]["loss"],
+          "validation_accuracy": hist["final"]["validation"]["accuracy"],
+          "wall_time_s": hist["wall_time_s"],
+          "curve": {k: hist[k] for k in ("step", "train_loss", "eval_step",
+                                         "eval_accuracy", "eval_loss")}}
+
+
+def _results(config: ExperimentConfig, all_runs: dict) -> dict:
+  specs = list(all_runs)
+  results: dict = {"losses": {s: _summary(all_runs[s]) for s in specs}, "welch": None,
+                   "model": config.model.name, "dataset": config.dataset.name}
+  if len(specs) == 2:
+    results["welch"] = protocol.welch(results["losses"][specs[0]]["test_accuracies"],
+                                      results["losses"][specs[1]]["test_accuracies"],
+                                      config.alternative)
+  return results
+
+
+def _log_results(config: ExperimentConfig, results: dict, log) -> None:
+  fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
+  for s, m in results["losses"].items():
+    log(f"{s}: test accuracy {fmt(m['test_accuracy_mean'])} ± "
+        f"{fmt(m['test_accuracy_std'])} ({m['finite_runs']}/{m['runs']} finite runs)")
+  w = results["welch"]
+  if w is not None and w["p"] is not None:
+    log(f"Welch t-test ({config.alternative}): t = {w['t']:.3f}, p = {w['p']:.3g}")
+
+
+def curves_figure(all_runs: dict[str, list[dict]], *, title: str = "",
+                  eval_split: str = "validation"):
+  """The figure of :func:`plot_curves`: one training-loss panel per loss (their scales
+  differ: a TaylorGLO loss sits near 0, cross-entropy near 2), then evaluation accuracy of
+  all losses on one shared axis (docs/plots.md)."""
   from matplotlib.figure import Figure
-  fig = Figure(figsize=(10, 4))
-  ax_loss, ax_acc = fig.subplots(1, 2)
+  specs = list(all_runs)
+  fig = Figure(figsize=(4.0 * (len(specs) + 1), 3.8))
+  axes = fig.subplots(1, len(specs) + 1, squeeze=False)[0]
+  ax_acc = axes[-1]
   for i, (spec, runs) in enumerate(all_runs.items()):
-    color = f"C{i}"
-    label = spec if len(spec) < 40 else spec[:37] + "..."
+    color, ax_loss = f"C{i}", axes[i]
+    short = spec if len(spec) < 40 else spec[:37] + "..."
     for j, r in enumerate(runs):
       c = r["curve"]
-      ax_loss.plot(c["step"], c["train_loss"], color=color, alpha=0.6,
-                   label=label if j == 0 else None)
+      ax_loss.plot(c["step"], c["train_loss"], color=color, alpha=0.6)
       if c["eval_step"]:
         ax_acc.plot(c["eval_step"], c["eval_accuracy"], color=color, alpha=0.6,
-                    label=label if j == 0 else None)
-  ax_loss.set(xlabel="step", ylabel="training loss (last batch)", title="training loss")
-  ax_acc.set(xlabel="step", ylabel="accuracy", title="evaluation accuracy")
-  ax_loss.legend(fontsize=7)
+                    label=short if j == 0 else None)
+    ax_loss.set(xlabel="training step", ylabel="training loss on the last batch",
+                title=f"{short}\n({len(runs)} runs)")
+    ax_loss.title.set_fontsize(8)
+  ax_acc.set(xlabel="training step", ylabel=f"{eval_split} accuracy (fraction correct)",
+             title=f"{eval_split} accuracy")
   if ax_acc.lines:
-    ax_acc.legend(fontsize=7)
+    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+  else:
+    ax_acc.text(0.5, 0.5, "no evaluations during training\n(config.eval_every = 0)",
+                ha="center", va="center", fontsize=8, transform=ax_acc.transAxes)
+  if title:
+    fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  return fig
+
+
+def plot_curves(all_runs: dict[str, list[dict]], path: str, *, title: str = "",
+                eval_split: str = "validation") -> None:
+  """Writes ``curves.png``: training loss per run, one panel per loss, and evaluation
+  accuracy against step (:func:`curves_figure`)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  fig = curves_figure(all_runs, title=title, eval_split=eval_split)
+  fig.savefig(path, dpi=100, bbox_inches="tight")

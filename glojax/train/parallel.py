@@ -1,4 +1,4 @@
-"""Training across devices with ``jax.sharding`` (DESIGN.md, "Multi-device").
+"""Training across devices with ``jax.sharding`` (docs/models_and_data.md, "Multi-device").
 
 Two ways to use several devices:
 
@@ -21,7 +21,7 @@ all hosts. (Multi-host has not been tested here: no such system was available.)
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import time
 from typing import Any, Callable, Optional
@@ -62,8 +62,8 @@ class DataParallel:
   """Data-parallel training of one model (see the module docstring).
 
   Args:
-    trainer: the :class:`~glojax.train.trainer.Trainer` to run; it is not modified (a
-      shallow copy gets the batch sharding).
+    trainer: the :class:`~glojax.train.trainer.Trainer` to run (immutable; a copy with
+      the batch sharding is trained).
     mesh: a 1-D mesh (default :func:`make_mesh` over all devices); its single axis
       shards the batch.
 
@@ -83,10 +83,7 @@ class DataParallel:
                        f"of the mesh")
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P(axis))
-    t = copy.copy(trainer)
-    t.__dict__.pop("_programs", None)  # compiled programs of the original close over it
-    t._eval_data = {}
-    t.batch_sharding = self.batch_sharding
+    t = dataclasses.replace(trainer, batch_sharding=self.batch_sharding)
     self.trainer = t
     self.data = {k: _global_array(v, self.replicated) for k, v in t.data.items()}
     self._init = jax.jit(t.init, out_shardings=self.replicated)
@@ -196,7 +193,7 @@ def run_population_sharded(programs, loss_params: Any, keys: jax.Array, split: s
   """Runs a vmapped population program with candidates sharded over devices.
 
   Args:
-    programs: the batched ``_Programs`` of :mod:`glojax.train.population`.
+    programs: the batched :class:`glojax.train.population.Programs`.
     loss_params: pytree with leading candidate axis ``K``.
     keys: ``uint32[K, 2]``.
     split: evaluation split.

@@ -4,6 +4,14 @@ Dissertation §3.3 / §5.3: the best-validation loss is retrained with full trai
 ``R`` times (10 in the papers), as is the baseline (cross-entropy); their test
 accuracies are compared with a one-tailed Welch t-test (eqs. 3.3–3.5). The R runs of
 each loss train as one population (:func:`~glojax.train.population.evaluate_population`).
+
+**Failed runs** (one rule for the final protocol and ``experiments/train.py``): a run
+whose training produced NaN/inf is rerun with the key :func:`retry_key` ``(key,
+attempt)``, up to ``retries`` extra attempts per run — the dissertation reruns failed
+trainings until enough succeed; glojax bounds the reruns so a loss that always fails
+cannot loop forever. A run that still fails is reported (``failed``) and left out of
+the mean, the standard deviation and the t-test (:func:`summarize`): it is not counted
+as accuracy 0, which would mix "diverged" into "trained badly".
 """
 
 from __future__ import annotations
@@ -41,17 +49,49 @@ def _progress_printer(name: str, log: Callable[[str], None]):
   return progress
 
 
-def summarize(accuracies) -> dict:
-  """``{"runs": [...], "mean": m, "std": s}`` with the sample std (ddof=1)."""
+DEFAULT_RETRIES = 2
+
+
+def retry_key(key: jax.Array, attempt: int) -> jax.Array:
+  """The key of rerun ``attempt`` (1, 2, ...) of a failed run with key ``key``
+  (``evaluate_population``'s retries use the same rule)."""
+  return jax.random.fold_in(key, attempt)
+
+
+def summarize(accuracies, finite=None) -> dict:
+  """Summary of R runs under the failed-run rule (module docstring).
+
+  Args:
+    accuracies: ``float[R]`` test accuracy per run.
+    finite: ``bool[R]``, False for a run that failed after its retries (default: all
+      succeeded).
+
+  Returns:
+    ``{"runs": accuracies of the successful runs, "mean", "std" (sample std, ddof=1),
+    "failed": number of failed runs}``; ``mean`` is None without a successful run and
+    ``std`` None with fewer than two.
+  """
   acc = np.asarray(accuracies, np.float64)
-  return {"runs": acc.tolist(), "mean": float(acc.mean()),
-          "std": float(acc.std(ddof=1)) if acc.size > 1 else 0.0}
+  ok = np.ones(acc.shape, bool) if finite is None else np.asarray(finite, bool)
+  good = acc[ok]
+  return {"runs": good.tolist(), "mean": float(good.mean()) if good.size else None,
+          "std": float(good.std(ddof=1)) if good.size > 1 else None,
+          "failed": int(np.sum(~ok))}
+
+
+def welch(a, b, alternative: str) -> dict:
+  """Welch's t-test of two summaries' runs; all None with fewer than two successful
+  runs on a side."""
+  if len(a) < 2 or len(b) < 2:
+    return {"t": None, "dof": None, "p": None, "alternative": alternative}
+  return {**welch_ttest(a, b, alternative=alternative)._asdict(),
+          "alternative": alternative}
 
 
 def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset,
             train_config, repeats: int = 10, seed: int = 0, strategy: str = "auto",
             model_name: Optional[str] = None, alternative: str = "greater",
-            log: Callable[[str], None] = print) -> dict:
+            retries: int = DEFAULT_RETRIES, log: Callable[[str], None] = print) -> dict:
   """Trains ``candidate`` and ``baseline`` ``repeats`` times each and compares them.
 
   Both losses use the same ``repeats`` PRNG keys (same initial weights and batch
@@ -65,11 +105,13 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     strategy: population strategy for the R runs (see ``evaluate_population``).
     model_name: registry name of the model (for ``strategy="auto"``).
     alternative: Welch alternative for candidate vs baseline (``"greater"``).
+    retries: reruns of a failed run (the failed-run rule, module docstring).
     log: progress printer.
 
   Returns:
     JSON-able dict: per loss ``{"name", "spec", "runs", "mean", "std", "failed"}``
-    (test accuracy, fraction in [0, 1]; failed runs count as 0), and ``"welch"``
+    (test accuracy, fraction in [0, 1], of the successful runs; ``failed`` runs
+    failed after their retries, see :func:`summarize`), and ``"welch"``
     ``{"t", "dof", "p", "alternative"}``.
 
   Raises:
@@ -90,12 +132,14 @@ def compare(candidate: LossUnderTest, baseline: LossUnderTest, *, model, dataset
     log(f"final protocol: training {loss.name} {repeats}× for {train_config.steps} steps")
     result = evaluate_population(trainer, params, keys, strategy=strategy,
                                  split="test", model_name=model_name,
+                                 nan_retries=retries,
                                  progress=_progress_printer(loss.name, log))
-    out[role] = {"name": loss.name, "spec": loss.spec, **summarize(result.fitness),
-                 "failed": result.num_failed}
-  out["welch"] = {**welch_ttest(out["candidate"]["runs"], out["baseline"]["runs"],
-                                alternative=alternative)._asdict(),
-                  "alternative": alternative}
+    out[role] = {"name": loss.name, "spec": loss.spec,
+                 **summarize(result.fitness, result.metrics["finite"])}
+    if out[role]["failed"]:
+      log(f"final protocol: {out[role]['failed']} of {repeats} {loss.name} runs failed "
+          f"(NaN/inf) after {retries} reruns each; left out of the statistics")
+  out["welch"] = welch(out["candidate"]["runs"], out["baseline"]["runs"], alternative)
   out["repeats"] = repeats
   out["steps"] = train_config.steps
   return out
@@ -105,11 +149,16 @@ def format_table(result: dict) -> str:
   """The comparison as a small text table (mean, std, p)."""
   c, b, w = result["candidate"], result["baseline"], result["welch"]
   width = max(len(c["name"]), len(b["name"]), 4)
+  num = lambda v: "    n/a" if v is None else f"{v:7.4f}"
   lines = [f"Test accuracy after {result['steps']} steps, {result['repeats']} runs each",
            f"{'loss':<{width}}  {'mean':>7}  {'std':>7}  {'failed':>6}",
-           f"{c['name']:<{width}}  {c['mean']:7.4f}  {c['std']:7.4f}  {c['failed']:6d}",
-           f"{b['name']:<{width}}  {b['mean']:7.4f}  {b['std']:7.4f}  {b['failed']:6d}"]
+           f"{c['name']:<{width}}  {num(c['mean'])}  {num(c['std'])}  {c['failed']:6d}",
+           f"{b['name']:<{width}}  {num(b['mean'])}  {num(b['std'])}  {b['failed']:6d}"]
   sign = {"greater": ">", "less": "<", "two-sided": "≠"}[w["alternative"]]
+  if w["p"] is None:
+    lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): not computed (fewer "
+                 "than two successful runs of a loss)")
+    return "\n".join(lines)
   verdict = ("significant" if np.isfinite(w["p"]) and w["p"] < 0.05 else
              "not significant")
   lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): t = {w['t']:.3f}, "

@@ -12,7 +12,7 @@ A :class:`Trainer` binds a model, an in-memory dataset, a loss
 and :meth:`Trainer.train` composes them: ``train(loss_params, key) -> metrics`` for one
 candidate. :mod:`glojax.train.population` vectorizes the same functions over a
 population of candidates. Loss parameters are always *traced* arguments, so every
-candidate shares one compiled program (DESIGN.md, "Recompiles").
+candidate shares one compiled program.
 
 Models with batch norm keep their running statistics in ``TrainState.batch_stats``
 (updated in every training step, used in evaluation). Data augmentation
@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from glojax.config import (FieldError, Section, check_bool, check_choice, check_int,
+                           check_number)
 from glojax.data import Dataset
 from glojax.data import augment as augment_lib
 
@@ -42,7 +44,7 @@ SAMPLINGS = ("replacement", "epoch")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
   """How one candidate is trained.
 
   Attributes:
@@ -97,30 +99,39 @@ class TrainConfig:
   separate_aux_losses: bool = False
 
   def __post_init__(self):
-    object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
+    try:
+      object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
+    except (TypeError, ValueError):
+      raise FieldError("TrainConfig", "boundaries", self.boundaries,
+                       "must be a sequence of step numbers") from None
     for name in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
-      value = getattr(self, name)
-      if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-    if not self.learning_rate > 0:
-      raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
-    if self.loop not in LOOPS:
-      raise ValueError(f"TrainConfig.loop={self.loop!r} is not one of {LOOPS}")
-    if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f"TrainConfig.optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
-    if self.schedule not in SCHEDULES:
-      raise ValueError(f"TrainConfig.schedule={self.schedule!r} is not one of {SCHEDULES}")
+      check_int(self, name, 1)
+    check_int(self, "warmup_steps", 0)
+    check_number(self, "learning_rate", low=0.0, low_open=True)
+    check_number(self, "momentum", low=0.0, high=1.0, high_open=True)
+    check_number(self, "weight_decay", low=0.0)
+    check_number(self, "decay_factor", low=0.0, low_open=True)
+    check_number(self, "aux_loss_weight", low=0.0)
+    check_choice(self, "loop", LOOPS)
+    check_choice(self, "optimizer", OPTIMIZERS)
+    check_choice(self, "schedule", SCHEDULES)
+    check_choice(self, "sampling", SAMPLINGS)
+    check_bool(self, "nesterov")
+    check_bool(self, "separate_aux_losses")
     if self.schedule == "step" and not self.boundaries:
-      raise ValueError("TrainConfig.schedule='step' needs boundaries (step numbers)")
+      raise FieldError("TrainConfig", "boundaries", self.boundaries,
+                       "must list step numbers for schedule='step'")
     if any(b <= 0 for b in self.boundaries) or list(self.boundaries) != sorted(
         self.boundaries):
-      raise ValueError(f"TrainConfig.boundaries must be increasing positive step numbers, "
-                       f"got {self.boundaries}")
-    if self.sampling not in SAMPLINGS:
-      raise ValueError(f"TrainConfig.sampling={self.sampling!r} is not one of {SAMPLINGS}")
-    if self.warmup_steps < 0:
-      raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
-    augment_lib.parse(self.augment)  # raises ValueError on a bad spec
+      raise FieldError("TrainConfig", "boundaries", self.boundaries,
+                       "must be increasing positive step numbers")
+    if not isinstance(self.augment, str):
+      raise FieldError("TrainConfig", "augment", self.augment, "must be a spec string")
+    try:
+      augment_lib.parse(self.augment)
+    except ValueError as e:
+      raise FieldError("TrainConfig", "augment", self.augment, f"is not valid: {e}"
+                       ) from None
 
   def resolved_loop(self) -> str:
     if self.loop != "auto":
@@ -140,8 +151,14 @@ class TrainState(NamedTuple):
   data_key: Any = None     # uint32[2], fixed per run: epoch permutations (sampling="epoch")
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
 class Trainer:
   """Trains ``model`` on ``dataset`` with ``loss_fn``; see the module docstring.
+
+  Immutable: everything derived from the arguments (optimizer, device copy of the
+  train split, input shape) is computed once here, and compiled programs live in
+  :mod:`glojax.train.population` (keyed by the trainer), never on the instance. Use
+  ``dataclasses.replace(trainer, ...)`` for a variant (e.g. a ``batch_sharding``).
 
   Args:
     model: a flax module from :mod:`glojax.models`.
@@ -149,33 +166,48 @@ class Trainer:
     loss_fn: ``loss_fn(loss_params, logits, labels) -> float[batch]`` (per example);
       ``labels`` are one-hot ``float32[batch, num_classes]``.
     config: a :class:`TrainConfig`.
+    batch_sharding: the sharding of a training batch for data-parallel training
+      (:class:`glojax.train.parallel.DataParallel` sets it), or None.
+    custom_optimizer: optional optax transformation replacing the one built from
+      ``config`` (e.g. ``optax.inject_hyperparams`` for a learning rate and momentum per
+      member, as population-based training needs).
   """
+  model: Any
+  dataset: Dataset
+  loss_fn: LossFn
+  config: TrainConfig
+  batch_sharding: Any = None
+  custom_optimizer: Any = None
+  num_classes: int = dataclasses.field(init=False)
+  optimizer: Any = dataclasses.field(init=False)
+  data: dict = dataclasses.field(init=False)
+  loop: str = dataclasses.field(init=False)
+  augmentation: Any = dataclasses.field(init=False)
+  input_shape: tuple = dataclasses.field(init=False)
+  has_batch_stats: bool = dataclasses.field(init=False)
+  has_aux_heads: bool = dataclasses.field(init=False)
 
-  def __init__(self, model, dataset: Dataset, loss_fn: LossFn, config: TrainConfig):
-    self.model = model
-    self.dataset = dataset
-    self.loss_fn = loss_fn
-    self.config = config
-    self.num_classes = dataset.num_classes
-    self.optimizer = self._make_optimizer(config)
-    # Data is passed to compiled functions as arguments (never closed over: closed-over
-    # arrays become compile-time constants).
-    self.data = {
-        "train_images": jnp.asarray(dataset.train.images),
-        "train_labels": jnp.asarray(dataset.train.labels),
+  def __post_init__(self):
+    derived = {
+        "num_classes": self.dataset.num_classes,
+        "optimizer": (self._make_optimizer(self.config) if self.custom_optimizer is None
+                      else self.custom_optimizer),
+        # Data is passed to compiled functions as arguments (never closed over:
+        # closed-over arrays become compile-time constants).
+        "data": {"train_images": jnp.asarray(self.dataset.train.images),
+                 "train_labels": jnp.asarray(self.dataset.train.labels)},
+        "loop": self.config.resolved_loop(),
+        "augmentation": augment_lib.parse(self.config.augment).with_statistics(
+            self.dataset.train.images),
+        "has_aux_heads": bool(getattr(self.model, "aux_heads", False)),
     }
-    self._eval_data: dict[str, tuple] = {}
-    self.loop = config.resolved_loop()
-    self.augmentation = augment_lib.parse(config.augment).with_statistics(
-        dataset.train.images)
-    self.input_shape = self.augmentation.output_shape(dataset.image_shape)
-    shapes = jax.eval_shape(
-        lambda: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
-                           jnp.zeros((1,) + self.input_shape, jnp.float32), train=False))
-    self.has_batch_stats = "batch_stats" in shapes
-    self.has_aux_heads = bool(getattr(model, "aux_heads", False))
-    # Set by glojax.train.parallel for data-parallel training: the sharding of a batch.
-    self.batch_sharding = None
+    derived["input_shape"] = derived["augmentation"].output_shape(self.dataset.image_shape)
+    shapes = jax.eval_shape(lambda: self.model.init(
+        {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+        jnp.zeros((1,) + derived["input_shape"], jnp.float32), train=False))
+    derived["has_batch_stats"] = "batch_stats" in shapes
+    for name, value in derived.items():
+      object.__setattr__(self, name, value)
 
   @staticmethod
   def _make_schedule(config: TrainConfig):
@@ -350,28 +382,35 @@ class Trainer:
 
   # ---- data for evaluation ---------------------------------------------------------
 
-  def eval_batches(self, split: str):
-    """``split`` (``"validation"`` or ``"test"``) as padded device batches + masks."""
-    if split not in self._eval_data:
-      if split not in ("train", "validation", "test"):
-        raise ValueError(f"unknown split {split!r}; use 'train', 'validation' or 'test'")
-      s = getattr(self.dataset, split)
-      n, bs = len(s), min(self.config.eval_batch_size, len(s))
-      n_batches = -(-n // bs)
-      pad = n_batches * bs - n
-      images = np.concatenate([s.images, np.zeros((pad,) + s.images.shape[1:],
-                                                   s.images.dtype)])
-      labels = np.concatenate([s.labels, np.zeros((pad,), s.labels.dtype)])
-      mask = np.arange(n_batches * bs) < n
-      self._eval_data[split] = tuple(
-          (jnp.asarray(images[i * bs:(i + 1) * bs]), jnp.asarray(labels[i * bs:(i + 1) * bs]),
-           jnp.asarray(mask[i * bs:(i + 1) * bs])) for i in range(n_batches))
-    return self._eval_data[split]
+  def eval_batches(self, split: str) -> tuple:
+    """``split`` (``"train"``, ``"validation"`` or ``"test"``) as padded device batches:
+    a tuple of ``(images, labels, mask)`` (built on each call; callers keep them).
+
+    Raises:
+      ValueError: for an unknown split.
+    """
+    if split not in ("train", "validation", "test"):
+      raise ValueError(f"unknown split {split!r}; use 'train', 'validation' or 'test'")
+    s = getattr(self.dataset, split)
+    n, bs = len(s), min(self.config.eval_batch_size, len(s))
+    n_batches = -(-n // bs)
+    pad = n_batches * bs - n
+    images = np.concatenate([s.images, np.zeros((pad,) + s.images.shape[1:],
+                                                s.images.dtype)])
+    labels = np.concatenate([s.labels, np.zeros((pad,), s.labels.dtype)])
+    mask = np.arange(n_batches * bs) < n
+    return tuple(
+        (jnp.asarray(images[i * bs:(i + 1) * bs]), jnp.asarray(labels[i * bs:(i + 1) * bs]),
+         jnp.asarray(mask[i * bs:(i + 1) * bs])) for i in range(n_batches))
 
   # ---- one candidate --------------------------------------------------------------
 
   def train(self, loss_params: Any, key: jax.Array, split: str = "validation") -> dict:
     """Trains one candidate and evaluates it: ``train(theta, key) -> metrics``.
+
+    The same compiled pieces as ``evaluate_population(..., strategy="sequential")``
+    (chunks of ``steps_per_call`` steps), compiled once per trainer by ``jax.jit``'s
+    own cache (the trainer is a static argument).
 
     Args:
       loss_params: the loss parameters (e.g. TaylorGLO ``theta: float32[8]``).
@@ -383,8 +422,39 @@ class Trainer:
       cross-entropy on ``split``, nats), ``train_loss`` (the candidate loss on the last
       batch), ``finite`` (bool; False if training produced NaN/inf anywhere).
     """
-    from glojax.train.population import evaluate_population
-    batched = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], loss_params)
-    result = evaluate_population(self, batched, jnp.asarray(key)[None],
-                                 strategy="sequential", nan_retries=0, split=split)
-    return {k: np.asarray(v)[0] for k, v in result.metrics.items()}
+    batches = self.eval_batches(split)
+    state = _jit_init(self, jnp.asarray(key))
+    if self.loop == "scan":
+      state = _jit_train_all(self, state, loss_params, self.data)
+    else:
+      done = 0
+      while done < self.config.steps:
+        n = min(self.config.steps_per_call, self.config.steps - done)
+        state = _jit_chunk(self, n, state, loss_params, self.data)
+        done += n
+    correct = ce_sum = 0.0
+    finite = state.finite & _jit_params_finite(state.params)
+    for images, labels, mask in batches:
+      out = _jit_eval(self, state, images, labels, mask)
+      correct, ce_sum = correct + out["correct"], ce_sum + out["ce_sum"]
+      finite = finite & out["finite_logits"]
+    n = len(getattr(self.dataset, split))
+    return {"accuracy": np.asarray(correct, np.float32) / n,
+            "loss": np.asarray(ce_sum, np.float32) / n,
+            "train_loss": np.asarray(state.last_loss, np.float32),
+            "finite": np.asarray(finite, bool)}
+
+
+def all_finite(tree) -> jax.Array:
+  """``bool[]``: every leaf of ``tree`` is finite everywhere."""
+  leaves = jax.tree_util.tree_leaves(tree)
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+# One candidate's compiled pieces for Trainer.train: jax.jit caches them per trainer
+# (a static, identity-hashed argument), so nothing compiled is stored on a Trainer.
+_jit_init = jax.jit(lambda t, key: t.init(key), static_argnums=0)
+_jit_train_all = jax.jit(lambda t, s, p, d: t.train_all(s, p, d), static_argnums=0)
+_jit_chunk = jax.jit(lambda t, n, s, p, d: t.train_chunk(s, p, d, n), static_argnums=(0, 1))
+_jit_eval = jax.jit(lambda t, s, i, l, m: t.eval_batch(s, i, l, m), static_argnums=0)
+_jit_params_finite = jax.jit(all_finite)

@@ -10,7 +10,7 @@ import pytest
 
 from glojax.data import idx
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.path.join(ROOT, "experiments", "train.py")
 CONFIG = os.path.join(ROOT, "experiments", "configs", "train_quick.py")
 
@@ -63,7 +63,9 @@ def test_bad_config_is_a_one_line_error(tmp_path):
   proc = _run([f"--config={CONFIG}", f"--workdir={tmp_path}",
                "--config.dataset.name=mnist5k"])
   assert proc.returncode == 2
-  assert "error: dataset 'mnist5k' has no option(s) ['num_test', 'num_train'" in proc.stderr
+  assert "dataset 'mnist5k' has no option(s) ['data_dir', 'num_test', 'num_train'" in proc.stderr
+  assert proc.stderr.startswith("error: config.dataset.options=")
+  assert "reset them with --config.dataset.options='{}'" in proc.stderr
   assert "Traceback" not in proc.stderr
 
 

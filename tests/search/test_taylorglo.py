@@ -1,4 +1,5 @@
-"""TaylorGLO search: resume == uninterrupted, workdir files, config errors, fitness signs."""
+"""TaylorGLO search: workdir files, config errors, fitness signs, the binary (resume and
+the workdir contract: tests/search/test_driver.py)."""
 
 import json
 import os
@@ -8,9 +9,11 @@ import sys
 import numpy as np
 import pytest
 
+from glojax import config as config_lib
+from glojax import workdir
 from glojax.search import common, taylorglo
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_config():
@@ -26,32 +29,8 @@ def tiny_config():
   return c
 
 
-class Interrupt(Exception):
-  pass
-
-
-def test_resume_equals_uninterrupted(tmp_path):
-  full = taylorglo.run(tiny_config(), str(tmp_path / "full"), log=lambda m: None)
-
-  def kill_after_second(generation, record):
-    if generation == 1:
-      raise Interrupt()
-
-  with pytest.raises(Interrupt):
-    taylorglo.run(tiny_config(), str(tmp_path / "resumed"), log=lambda m: None,
-                  on_generation=kill_after_second)
-  assert len(common.read_log(str(tmp_path / "resumed"))) == 2
-  messages = []
-  resumed = taylorglo.run(tiny_config(), str(tmp_path / "resumed"), log=messages.append)
-  assert any("resuming from generation 2" in m for m in messages)
-  assert resumed["best_theta"] == full["best_theta"]
-  assert resumed["best_fitness"] == full["best_fitness"]
-  assert resumed["final"]["candidate"]["runs"] == full["final"]["candidate"]["runs"]
-  assert resumed["final"]["baseline"]["runs"] == full["final"]["baseline"]["runs"]
-  log_full = common.read_log(str(tmp_path / "full"))
-  log_resumed = common.read_log(str(tmp_path / "resumed"))
-  assert [r["fitness"] for r in log_full] == [r["fitness"] for r in log_resumed]
-  assert [r["sigma"] for r in log_full] == [r["sigma"] for r in log_resumed]
+def read_log(wd):
+  return workdir.read_jsonl(os.path.join(wd, workdir.LOG_FILE))
 
 
 def test_workdir_contents(tmp_path):
@@ -60,7 +39,7 @@ def test_workdir_contents(tmp_path):
   for name in ("config.json", "log.jsonl", "checkpoint.npz", "best_loss.txt",
                "final.json", "fitness.png"):
     assert os.path.getsize(os.path.join(wd, name)) > 0, name
-  log = common.read_log(wd)
+  log = read_log(wd)
   assert [r["generation"] for r in log] == [0, 1, 2]
   for r in log:
     assert len(r["fitness"]) == 4 and r["best"] == max(r["fitness"])
@@ -93,7 +72,7 @@ def test_extending_generations_resumes(tmp_path):
   messages = []
   taylorglo.run(c, wd, log=messages.append)
   assert any("resuming from generation 1" in m for m in messages)
-  assert len(common.read_log(wd)) == 2
+  assert len(read_log(wd)) == 2
 
 
 def test_config_errors(tmp_path):
@@ -101,8 +80,12 @@ def test_config_errors(tmp_path):
   c.dataset.name = "mnist_full_typo"
   with pytest.raises(ValueError, match=r"config.dataset.name='mnist_full_typo'.*mnist5k"):
     taylorglo.run(c, str(tmp_path / "a"))
-  c = tiny_config()
-  c.search.sigmaa = 2.0
+  # The locked defaults refuse the typo where it is written...
+  with pytest.raises(AttributeError, match="sigmaa"):
+    tiny_config().search.sigmaa = 2.0
+  # ...and a config given as a plain dict is checked by run().
+  c = config_lib.to_plain(tiny_config())
+  c["search"]["sigmaa"] = 2.0
   with pytest.raises(ValueError, match=r"unknown config key config.search.sigmaa; did you "
                                        r"mean \['sigma'\]"):
     taylorglo.run(c, str(tmp_path / "b"))
@@ -112,7 +95,8 @@ def test_config_errors(tmp_path):
     taylorglo.run(c, str(tmp_path / "c"))
   c = tiny_config()
   c.train.learning_rate = -1.0
-  with pytest.raises(ValueError, match="learning_rate must be > 0"):
+  with pytest.raises(ValueError, match=r"config\.train\.learning_rate=-1\.0 must be a finite "
+                                       r"number > 0"):
     taylorglo.run(c, str(tmp_path / "d"))
   # A workdir of another run is refused, naming the difference; nothing is lost.
   wd = str(tmp_path / "e")
@@ -185,8 +169,9 @@ def test_invariant_filter_skips_untrainable(tmp_path):
   c.final.enabled = False
   messages = []
   taylorglo.run(c, str(tmp_path / "inv"), log=messages.append)
-  assert "population 6 (invariant filter on" in messages[0]
-  log = common.read_log(str(tmp_path / "inv"))
+  # The doubling is said where the population is: λ = 2 × search.population_size.
+  assert "population 6 (2 × search.population_size 3: the invariant filter is on" in messages[0]
+  log = read_log(str(tmp_path / "inv"))
   total_skipped = 0
   for r in log:
     ok = np.asarray(is_trainable(np.asarray(r["thetas"], np.float32), 10))
