@@ -43,7 +43,7 @@ internet; svhn_cropped likewise). The paper ran each EPBT run on 4 V100s for abo
 hours (one GPU-day); here the 40 members train as one vmapped program on one device
 (40 × 70,400 steps of ResNet-32 per run, plus the baselines × 5 seeds with
 ``final.enabled``; set ``--config.final.enabled=False`` for the EPBT run alone). Without
-the data the run stops at once with a message saying how to obtain it.
+the data the run stops at once: "dataset ... is not prepared at DIR", with how to obtain it.
 """
 
 import ml_collections
