@@ -42,6 +42,8 @@ MODES = ("none", "cold", "warm")
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", list(CASES), f"Cases, from {CASES}.")
 flags.DEFINE_string("out", "", "Write the results to OUT.json (empty: print only).")
+flags.DEFINE_float("min_compile_time", -1.0, "jax_persistent_cache_min_compile_time_secs "
+                   "(< 0: JAX's default, which the binaries use).")
 flags.DEFINE_string("child", "", "(internal) run one case in this process.")
 flags.DEFINE_string("cache_dir", "none", "(internal) the child's cache directory.")
 
@@ -69,11 +71,13 @@ def _run_case(case: str, workdir: str) -> None:
     raise app.UsageError(f"unknown case {case!r}; known: {CASES}")
 
 
-def child(case: str, cache_dir: str) -> dict:
+def child(case: str, cache_dir: str, min_compile_time: float = -1.0) -> dict:
   """Runs ``case`` once in this process; returns its timings."""
   import jax
   from experiments import compile_cache
   compile_cache.enable(compile_cache.resolve(cache_dir))
+  if min_compile_time >= 0:
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_time)
   totals = {"compile_s": 0.0, "retrieval_s": 0.0, "hits": 0}
 
   def on_duration(event, duration, **kwargs):
@@ -102,7 +106,8 @@ def measure(case: str, cache_dir: str) -> list[dict]:
   for mode in MODES:
     res = subprocess.run(
         [sys.executable, os.path.abspath(__file__), f"--child={case}",
-         f"--cache_dir={'none' if mode == 'none' else cache_dir}"],
+         f"--cache_dir={'none' if mode == 'none' else cache_dir}",
+         f"--min_compile_time={FLAGS.min_compile_time}"],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
     if res.returncode != 0:
       raise RuntimeError(f"{case} ({mode}) failed:\n{res.stderr[-3000:]}")
@@ -115,7 +120,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if FLAGS.child:
-    print(json.dumps(child(FLAGS.child, FLAGS.cache_dir)), flush=True)
+    print(json.dumps(child(FLAGS.child, FLAGS.cache_dir, FLAGS.min_compile_time)),
+          flush=True)
     return 0
   results = []
   print(f"load average {[round(x, 2) for x in os.getloadavg()]}", flush=True)

@@ -65,7 +65,7 @@ from glojax.train import TrainConfig, Trainer  # noqa: E402
 from glojax.train import population  # noqa: E402
 
 # Steps per measured run: enough for a steady timing, few enough for the paper's CNN on CPU.
-DEFAULT_STEPS = {"mlp": 200, "small_cnn": 40, "mnist_cnn": 10}
+DEFAULT_STEPS = {"mlp": 100, "small_cnn": 20, "mnist_cnn": 4}
 MODEL_OPTIONS = {"mlp": {"hidden": (128,)}, "small_cnn": {}, "mnist_cnn": {}}
 STRATEGIES = ("auto", "vmap", "unroll", "sequential", "naive")
 BEFORE_GROUP = 4  # UNROLL_GROUP before the max-pool change
