@@ -57,6 +57,9 @@ TINY = {
     "experiments/glo.py": (
         "--config.search.generations=2 --config.coefficients.generations=1 "
         "--config.search.baseline_repeats=2 --config.train.steps=5"),
+    "experiments/epbt.py": (
+        "--config.search.population_size=4 --config.search.generations=2 "
+        "--config.search.steps_per_generation=5 --config.final.enabled=False"),
     "experiments/train.py": (
         "--config.repeats=2 --config.train.steps=2 --config.eval_every=1"),
 }

@@ -17,6 +17,7 @@ from ml_collections import config_flags
 
 from experiments.flagparse import check_options, fail, parse_flags  # noqa: F401
 from glojax import workdir
+from experiments import compile_cache  # defines --compilation_cache
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
@@ -42,6 +43,7 @@ def run_search(argv, run: Callable) -> None:
     fail(f"cannot load the --config file: {lines[-1] if lines else e}")
   try:
     check_options(config)
+    compile_cache.enable_from_flags()
     run(config, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
   except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     fail(str(e))

@@ -42,6 +42,8 @@ RUNS = {
                    "--workdir=runs/quickstart", "final.json"),
     "glo_quickstart": ("python experiments/glo.py --config=experiments/configs/glo_quickstart.py "
                        "--workdir=runs/glo_quickstart", "results.json"),
+    "gan_quickstart": ("python experiments/gan.py --config=experiments/configs/gan_quickstart.py "
+                       "--workdir=runs/gan_quickstart", "final.json"),
 }
 REGION = re.compile(r"(<!-- results: (?P<name>[\w-]+)/(?P<part>[\w-]+) -->\n)(?P<body>.*?)"
                     r"(<!-- /results -->)", re.S)
@@ -203,6 +205,13 @@ def render_part(rec: dict, part: str) -> str:
     table = "| quantity | value |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
     return (f"Measured: **{duration(rec['wall_time_s'])}** wall time in all (compiles "
             f"included) on {machine_text(rec)} ({when}).\n\n{table}")
+  if rec["name"] == "gan_quickstart" and part == "summary":
+    best = re.search(r"best validation fitness .*?: (gan_taylor\(.*\))$", rec["stdout"], re.M)
+    return (f"Measured (search and final comparison, compiles included): "
+            f"**{duration(rec['wall_time_s'])}** on {machine_text(rec)} ({when}). Best "
+            f"triple (`best_loss.txt`):\n\n```text\n{best.group(1) if best else '?'}\n```\n\n"
+            f"Test split, {rec['result']['final_config']['repeats']} seeds each:\n\n"
+            f"{rec['result']['table']}\n")
   raise ValueError(f"no renderer for results region {rec['name']}/{part}")
 
 

@@ -1,11 +1,16 @@
 """Shared fixtures: small real data so tests stay fast on 2 CPU cores."""
 
 import functools
+import os
 
 import numpy as np
 import pytest
 
 from glojax import data
+
+# Binaries started by tests (they inherit this) use no persistent compilation cache:
+# tests must not share compiled programs through ~/.cache (experiments/compile_cache.py).
+os.environ["GLOJAX_COMPILATION_CACHE"] = "none"
 
 
 @functools.lru_cache(maxsize=None)

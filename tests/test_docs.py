@@ -197,7 +197,8 @@ def test_tiny_overrides_are_valid_flags():
   """The docs runner's tiny overrides parse against each binary (with its quickstart)."""
   box = docs_runner.sandbox()
   configs = {"experiments/taylorglo.py": "quickstart.py", "experiments/glo.py":
-             "glo_quickstart.py", "experiments/train.py": "train_quick.py"}
+             "glo_quickstart.py", "experiments/train.py": "train_quick.py",
+             "experiments/epbt.py": "epbt_quickstart.py"}
   for binary, tiny in docs_runner.TINY.items():
     box.check(f"python {binary} --config=experiments/configs/{configs[binary]} "
               f"--workdir=runs/x {tiny}")

@@ -1,4 +1,4 @@
-"""Every registered loss against an independent NumPy implementation (SPEC §2)."""
+"""Every registered loss against an independent NumPy implementation (docs/losses.md)."""
 
 import jax
 import jax.numpy as jnp

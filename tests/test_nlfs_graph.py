@@ -27,7 +27,7 @@ def test_published_losses_as_graphs_equal_the_zoo_in_specs_and_programs():
   names = ["neuroloss1", "neuroloss2", "neuroloss3", "bessel"]
   programs = G.encode_population([G.KNOWN_GRAPHS[n] for n in names])
   from_programs = jax.jit(jax.vmap(lambda pr: P.program_loss(
-      pr, logits, labels, stack_depth=G.PROGRAM_STACK_DEPTH, op_set="nlfs")))(programs)
+      pr, logits, labels, stack_depth=G.PROGRAM_STACK_DEPTH, op_set="all")))(programs)
   for name, via_program in zip(names, from_programs):
     expected = losses.get(name)(logits, labels)
     spec = G.to_spec(G.KNOWN_GRAPHS[name])
@@ -63,7 +63,7 @@ def test_shared_nodes_expand_and_every_acyclic_graph_fits_a_program():
   program = G.encode(g)
   assert program.opcodes.shape == (G.MAX_PROGRAM_LEN,)
   x, y = np.float32(1.0), np.float32(0.5)
-  assert P.run_program(program, x, y, op_set="nlfs") == pytest.approx(1.5 ** 16)
+  assert P.run_program(program, x, y, op_set="all") == pytest.approx(1.5 ** 16)
 
 
 def test_graph_validation_errors():

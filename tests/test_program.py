@@ -1,10 +1,11 @@
-"""Fixed-size programs: agreement with the direct compile, no recompiles, NaN isolation."""
+"""Fixed-size programs: a float64 reference, no recompiles, NaN isolation."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from glojax.expr import canonical as C
 from glojax.expr import program as P
 from glojax.expr import tree as T
 from glojax.expr import variation as V
@@ -20,7 +21,18 @@ def _mean_loss(program, logits, labels):
   return jnp.mean(P.program_loss(program, logits, labels))
 
 
-def test_values_and_gradients_match_direct_compile_on_200_random_trees():
+def _reference_loss(tree, logits, labels):
+  """float64 IEEE reference: L = -(1/n) Σ f(x, softmax(z), z), independent of glojax's
+  interpreter (numpy, softmax of moderate logits: no saturation here)."""
+  z = np.asarray(logits, np.float64)
+  y = np.exp(z - z.max(-1, keepdims=True))
+  y /= y.sum(-1, keepdims=True)
+  grid = {"x": np.asarray(labels, np.float64), "y": y, "logits": z}
+  with np.errstate(all="ignore"):
+    return -np.mean(C._tree_numpy(tree, grid), axis=-1)
+
+
+def test_values_and_gradients_match_a_float64_reference_on_250_random_trees():
   rng = np.random.default_rng(0)
   prims = V.Primitives.glo(allow_logits=True)
   trees = []
@@ -33,17 +45,28 @@ def test_values_and_gradients_match_direct_compile_on_200_random_trees():
   value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(_mean_loss, argnums=1),
                                     in_axes=(0, None, None)))
   values, grads = value_and_grad(programs, logits, labels)
-  # The references, all in one jit (one compile instead of 250 eager traces).
-  refs = jax.jit(lambda lg: [jax.value_and_grad(
-      lambda l, t=t: jnp.mean(T.compile_jnp(t)(l, labels)))(lg) for t in trees])(logits)
+  z0, x = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
   checked = 0
-  for i, (t, (v, g)) in enumerate(zip(trees, refs)):
-    if not (np.isfinite(v) and np.all(np.isfinite(g))):
+  for i, t in enumerate(trees):
+    ref = np.mean(_reference_loss(t, z0, x))
+    # Central differences in float64 for the gradient of the batch mean.
+    h = 1e-6
+    grad = np.zeros_like(z0)
+    for j in np.ndindex(*z0.shape):
+      up, down = z0.copy(), z0.copy()
+      up[j] += h
+      down[j] -= h
+      with np.errstate(all="ignore"):
+        grad[j] = (np.mean(_reference_loss(t, up, x)) -
+                   np.mean(_reference_loss(t, down, x))) / (2 * h)
+    if not (np.isfinite(ref) and np.all(np.isfinite(grad))) or np.abs(ref) > 1e6:
       continue
     checked += 1
-    np.testing.assert_allclose(values[i], v, rtol=1e-5, atol=1e-6, err_msg=T.to_string(t))
-    np.testing.assert_allclose(grads[i], g, rtol=1e-4, atol=1e-6, err_msg=T.to_string(t))
-  assert checked >= 200
+    scale = 1.0 + np.abs(grad).max()
+    np.testing.assert_allclose(values[i], ref, rtol=1e-5, atol=1e-5, err_msg=T.to_string(t))
+    np.testing.assert_allclose(grads[i], grad, rtol=1e-3, atol=1e-4 * scale,
+                               err_msg=T.to_string(t))
+  assert checked >= 150
 
 
 def test_changing_trees_does_not_recompile():
@@ -69,15 +92,16 @@ def test_changing_trees_does_not_recompile():
                                   "x / y + (y - y)"])
 def test_unselected_ops_on_zero_do_not_poison_gradients(text):
   # After "y - y" the stack top is an exact 0 that depends on the logits: an
-  # unsanitized log/sqrt/divide of it in the unselected branches gives 0 * inf = nan.
+  # unsanitized log/sqrt/divide of it in the unselected ops gives 0 * inf = nan.
   logits, labels = _inputs()
   tree = T.parse(text)
-  ref = jax.grad(lambda lg: jnp.mean(T.compile_jnp(tree)(lg, labels)))(logits)
   got = jax.grad(lambda lg: _mean_loss(P.encode(tree), lg, labels))(logits)
-  if np.all(np.isfinite(ref)):
-    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7)
-  else:
-    assert "sqrt" in text   # sqrt'(0) = inf is the tree's own: NaN like the reference
+  # All three equal x * y (or x / y) plus an exact 0: their gradient is that of the
+  # simple tree.
+  simple = T.parse("y * x" if "y * x" in text else ("x / y" if "x / y" in text else "y"))
+  ref = jax.grad(lambda lg: _mean_loss(P.encode(simple), lg, labels))(logits)
+  # (sqrt(y - y)'s tangent is exactly 0: it stays 0 against sqrt'(0) = inf.)
+  np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
 
 
 def test_nan_tree_does_not_touch_its_neighbours_gradient():
@@ -86,9 +110,11 @@ def test_nan_tree_does_not_touch_its_neighbours_gradient():
   good, bad = T.parse("log(y) - x / y"), T.parse("log(x) * y")
   grad = jax.jit(jax.vmap(jax.grad(_mean_loss, argnums=1), in_axes=(0, None, None)))
   pair = grad(P.encode_population([bad, good]), logits, labels)
-  alone = grad(P.encode_population([good]), logits, labels)
+  # Same population shape with a harmless neighbour: bit for bit the same (XLA may
+  # round differently for another batch size, so that is the comparison).
+  control = grad(P.encode_population([T.parse("x * y"), good]), logits, labels)
   assert not np.all(np.isfinite(pair[0]))
-  np.testing.assert_array_equal(pair[1], alone[0])
+  np.testing.assert_array_equal(pair[1], control[1])
 
 
 def test_encode_decode_roundtrip_and_layout():

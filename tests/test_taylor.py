@@ -1,4 +1,4 @@
-"""The general TaylorGLO builder (dissertation §5.1–5.3, SPEC §3)."""
+"""The general TaylorGLO builder (dissertation §5.1–5.3)."""
 
 import itertools
 import math

@@ -176,3 +176,26 @@ def test_checkpoint_checks_dtype_shape_and_paths(tmp_path):
     workdir.load_checkpoint(path, {**ok, "c": workdir.LeafSpec(np.int64, ())})
   with pytest.raises(TypeError, match="not an array"):
     workdir.save_checkpoint(path, {"a": object()}, {})
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("binary, config", [
+    ("taylorglo.py", "quickstart.py"),
+    ("glo.py", "glo_quickstart.py"),   # issue 10.6: trained a baseline, then failed
+    ("train.py", "train_quick.py"),
+])
+def test_every_binary_validates_before_touching_the_workdir(tmp_path, binary, config):
+  import subprocess
+  import sys
+  wd = tmp_path / "run"
+  res = subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", binary),
+       f"--config={os.path.join(REPO, 'experiments', 'configs', config)}",
+       f"--workdir={wd}", "--config.seed=-1"],
+      capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO})
+  assert res.returncode == 2, res.stderr
+  assert res.stderr.strip().splitlines() == [
+      f"error: config.seed=-1 must be an integer in [0, {2**63 - 1}]"]
+  assert not wd.exists()

@@ -6,9 +6,12 @@
 * :mod:`glojax.analysis.plots` — attraction curves, true-class histograms, weight histograms,
   accuracy basins, per-generation fitness curves.
 * :mod:`glojax.analysis.stats` — Welch's t-test and the papers' table rows.
+* :mod:`glojax.analysis.scale` — the effective learning rate of a loss (its gradient scale
+  relative to cross-entropy, ch. 6's γ view).
 """
 
-from glojax.analysis import plots, stats, theory
+from glojax.analysis import plots, scale, stats, theory
+from glojax.analysis.scale import effective_learning_rate, gradient_norm_ratio
 from glojax.analysis.stats import WelchResult, format_table_row, significance_stars, welch_ttest
 from glojax.analysis.theory import (
     CCoefficients,

@@ -128,7 +128,8 @@ def plot_attraction_curves(losses: Mapping[str, object],
 
   Args:
     losses: mapping ``name -> loss`` where a loss is a callable ``loss(logits, labels)`` (or on
-      probabilities with ``space="probs"``), a TaylorGLO θ ``float[8]``, or a precomputed
+      probabilities with ``space="probs"``), a spec string (``"baikal"``), a TaylorGLO θ
+      ``float[8]``, or a precomputed
       :class:`~glojax.analysis.theory.CharacteristicCurve`.
     n: number of classes, or several (one line per loss and n).
     path: output PNG file.

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from glojax import workdir as workdir_lib
 from glojax.analysis import plots, stats, theory
 
 
@@ -159,10 +160,9 @@ def analyze(loss_specs: Sequence[str] = (), workdir: str | None = None, *,
     plots.plot_attraction_curves(curves, num_classes, os.path.join(output_dir, "attraction.png"),
                                  title=title)
     report["attraction_plot"] = "attraction.png"
-  with open(os.path.join(output_dir, "report.json"), "w") as f:
-    json.dump(report, f, indent=2)
-  with open(os.path.join(output_dir, "report.md"), "w") as f:
-    f.write(_markdown(report))
+  # The workdir contract of every binary: strict JSON (NaN -> null), atomic writes.
+  workdir_lib.write_json(os.path.join(output_dir, "report.json"), report)
+  workdir_lib.write_text(os.path.join(output_dir, "report.md"), _markdown(report))
   return report
 
 

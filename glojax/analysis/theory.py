@@ -2,7 +2,7 @@ r"""The learning-rule theory of loss functions (dissertation ch. 6), as code.
 
 Conventions (see ``docs/theory.md`` for the derivations):
 
-* Notation follows SPEC §1: ``labels`` = :math:`x`,
+* Notation follows ``docs/losses.md``: ``labels`` = :math:`x`,
   ``probs`` = :math:`h = \mathrm{softmax}(\text{logits})`
   (ch. 6 writes the label as :math:`y_{ik}` and the prediction as :math:`h_k`).
 * **γ (eq. 6.3).** SGD on a per-example loss :math:`L(h)` moves weight :math:`\theta_j` by
@@ -17,7 +17,7 @@ Conventions (see ``docs/theory.md`` for the derivations):
   :func:`gamma` then returns the *centred* representative with :math:`\sum_k h_k\gamma_k = 0`.
   A loss given on *probabilities* (``space="probs"``) yields the raw :math:`\partial f/\partial h`
   of the closed forms. :func:`centre_gamma` maps raw to centred.
-* TaylorGLO θ uses the project's factorial-free layout (SPEC §3, ch. 6's λ0…λ7) and the
+* TaylorGLO θ uses the project's factorial-free layout (``docs/losses.md``, ch. 6's λ0…λ7) and the
   default ``class_reduction="mean"``.
 
 Everything here is ``jnp`` and jit/vmap-friendly unless stated.
@@ -77,6 +77,18 @@ class CharacteristicCurve(NamedTuple):
 
 # --------------------------------------------------------------------------------------------
 # Validation helpers
+
+
+def _as_loss(loss, name):
+  """A spec string (``"baikal"``, ``"expr:..."``, ``"taylorglo(theta=[...])"``) loaded
+  with ``glojax.losses.get``, as the binaries do; anything else unchanged."""
+  if isinstance(loss, str):
+    from glojax import losses
+    try:
+      return losses.get(loss)
+    except ValueError as e:
+      raise ValueError(f"{name}: {e}") from None
+  return loss
 
 
 def _check_n(n, name):
@@ -208,7 +220,8 @@ def gamma(loss: Loss,
     returned; e.g. CE :math:`x/h`, MSE :math:`2x-2h`, Baikal :math:`1/h + x/h^2`.
 
   Args:
-    loss: ``loss(logits_or_probs, labels) -> float[...]`` per-example loss.
+    loss: ``loss(logits_or_probs, labels) -> float[...]`` per-example loss, or a loss spec
+      string (``"baikal"``, ``"expr:log(y) - x / y"``; loaded with ``glojax.losses.get``).
     probs: ``float[..., n]`` probabilities in (0, 1) summing to 1 (or logits if
       ``from_logits``).
     labels: ``float[..., n]``.
@@ -226,6 +239,7 @@ def gamma(loss: Loss,
     Gonzalez (2020) dissertation, eqs. 6.1–6.3, 6.6, 6.9, 6.12.
   """
   _check_choice(space, SPACES, "space", "gamma")
+  loss = _as_loss(loss, "gamma")
   probs = jnp.asarray(probs)
   labels = jnp.asarray(labels)
   if probs.shape != labels.shape or probs.ndim == 0:
@@ -358,7 +372,7 @@ def null_epoch(theta_or_loss, n: int, *, space: str = "logits",
   signs flipped), Baikal ``(n, n+n²)`` (eq. 6.40).
 
   Args:
-    theta_or_loss: ``float[..., 8]`` θ, or a loss callable.
+    theta_or_loss: ``float[..., 8]`` θ, or a loss callable or spec string.
     n: number of classes (int ≥ 2).
     space, class_reduction: see :func:`gamma` (callables only).
 
@@ -372,6 +386,7 @@ def null_epoch(theta_or_loss, n: int, *, space: str = "logits",
     Dissertation eqs. 6.37–6.43, 6.47.
   """
   n = _check_n(n, "null_epoch")
+  theta_or_loss = _as_loss(theta_or_loss, "null_epoch")
   if callable(theta_or_loss):
     probs = jnp.full((n,), 1.0 / n, dtype=jnp.float32)
     labels = jax.nn.one_hot(0, n, dtype=jnp.float32)
@@ -434,7 +449,7 @@ def is_trainable_loss(loss: Loss, n: int, *, space: str = "logits",
   theorem verbatim on the raw :math:`\partial f/\partial h`. CE, MSE and Baikal pass both ways.
 
   Args:
-    loss: loss callable (see :func:`gamma`).
+    loss: loss callable or spec string (see :func:`gamma`).
     n: number of classes.
     space, class_reduction: see :func:`gamma`.
 
@@ -647,7 +662,8 @@ def characteristic_curve(loss, n: int, eps_grid=None, *, space: str = "logits",
   and fed to :func:`attraction`.
 
   Args:
-    loss: a loss callable (see :func:`gamma`), or a TaylorGLO θ ``float[8]`` (closed form).
+    loss: a loss callable or spec string (``"baikal"``; see :func:`gamma`), or a TaylorGLO
+      θ ``float[8]`` (closed form).
     n: number of classes.
     eps_grid: ``float[E]`` in (0, 1); default 199 points from 0.005 to 0.995.
     space, class_reduction: see :func:`gamma` (callables only).
@@ -660,6 +676,7 @@ def characteristic_curve(loss, n: int, eps_grid=None, *, space: str = "logits",
     ValueError: on bad ``n`` or ``eps_grid``.
   """
   n = _check_n(n, "characteristic_curve")
+  loss = _as_loss(loss, "characteristic_curve")
   if eps_grid is None:
     eps_grid = np.linspace(0.005, 0.995, 199)
   probs, labels = attraction_state(eps_grid, n)

@@ -2,7 +2,7 @@
 
 ``glojax.data.load(name, seed=...)`` returns a :class:`Dataset` of NumPy arrays; the
 trainers move them to the device once and gather batches by index inside the compiled
-step (DESIGN.md, "Data").
+step (docs/models_and_data.md, "Data").
 """
 
 from __future__ import annotations

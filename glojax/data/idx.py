@@ -4,7 +4,7 @@ Debian's ``dataset-fashion-mnist`` package installs the four Fashion-MNIST files
 ``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``); MNIST
 IDX files work the same from any directory. Files may be gzipped (``*.gz``) or not.
 
-Splits (SPEC §8): the official training file is shuffled with ``seed`` and split into
+Splits (``docs/models_and_data.md``): the official training file is shuffled with ``seed`` and split into
 55,000 train / 5,000 validation; the official test file is the test split.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from typing import Optional
 
 import numpy as np
@@ -42,11 +43,17 @@ def read_idx(path: str) -> np.ndarray:
     ValueError: if the file is not a valid IDX file (bad magic, type or size).
   """
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    raw = f.read()
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+    raise ValueError(f"{path}: not a readable gzip file ({e})") from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
     raise ValueError(f"{path} is not an IDX file (magic bytes {raw[:4]!r})")
   ndim = raw[3]
+  if len(raw) < 4 + 4 * ndim:
+    raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions need "
+                     f"{4 + 4 * ndim} bytes, the file has {len(raw)})")
   shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
   dtype = np.dtype(_DTYPES[raw[2]])
   offset = 4 + 4 * ndim
@@ -103,33 +110,88 @@ def load_idx_dataset(name: str, data_dir: str, *, seed: int = 0, num_validation:
         f"dataset-fashion-mnist` (files land in {FASHION_MNIST_DIR}); otherwise download "
         f"the four files on a machine with internet and pass their directory as data_dir.")
   arrays = {k: read_idx(v) for k, v in files.items()}
-  for split in ("train", "test"):
-    images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-      raise ValueError(f"{name}: {split} images {images.shape} and labels {labels.shape} "
-                       f"do not match (expected [N, H, W] and [N])")
-  return make_splits(name, arrays["train_images"][..., None], arrays["train_labels"],
-                     arrays["test_images"][..., None], arrays["test_labels"], seed=seed,
+  for key in ("train_images", "test_images"):
+    if arrays[key].ndim != 3:
+      raise ValueError(f"{files[key]}: images of shape {arrays[key].shape}; expected "
+                       "[N, H, W]")
+    arrays[key] = arrays[key][..., None]
+  return make_splits(name, arrays["train_images"], arrays["train_labels"],
+                     arrays["test_images"], arrays["test_labels"], seed=seed,
                      num_validation=num_validation, num_train=num_train,
-                     num_classes=num_classes)
+                     num_classes=num_classes, sources=files)
+
+
+def check_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                 images_source: str, labels_source: str) -> None:
+  """Validates one split's arrays before they become a :class:`Split`.
+
+  Args:
+    images: ``uint8[N, H, W, C]``.
+    labels: integer ``[N]`` in ``[0, num_classes)``.
+    num_classes: the number of classes the dataset declares.
+    images_source, labels_source: where the arrays came from (a file path, or a
+      TFDS name and split), named in every error.
+
+  Raises:
+    ValueError: naming the source, for images that are not ``uint8[N, H, W, C]``,
+      labels that are not integers of shape ``[N]``, or labels outside
+      ``[0, num_classes)`` (with the range found: a dataset whose labels run 1..26
+      does not load as 10 classes).
+  """
+  images, labels = np.asarray(images), np.asarray(labels)
+  if images.ndim != 4 or images.dtype != np.uint8:
+    raise ValueError(f"{images_source}: images must be uint8 [N, H, W, C], got "
+                     f"{images.dtype} {images.shape}")
+  if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"{labels_source}: labels must be integers of shape [N], got "
+                     f"{labels.dtype} {labels.shape}")
+  if labels.shape[0] != images.shape[0]:
+    raise ValueError(f"{labels_source}: {labels.shape[0]} labels for "
+                     f"{images.shape[0]} images in {images_source}")
+  if labels.size:
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+      outside = np.count_nonzero((labels < 0) | (labels >= num_classes))
+      raise ValueError(f"{labels_source}: labels span [{low}, {high}], outside [0, "
+                       f"{num_classes}) for num_classes={num_classes} ({outside} of "
+                       f"{labels.size} labels); pass the right num_classes or remap "
+                       "the labels to 0..num_classes-1")
 
 
 def make_splits(name: str, train_images: np.ndarray, train_labels: np.ndarray,
                 test_images: np.ndarray, test_labels: np.ndarray, *, seed: int,
-                num_validation: int, num_train: Optional[int], num_classes: int) -> Dataset:
+                num_validation: int, num_train: Optional[int], num_classes: int,
+                sources: Optional[dict[str, str]] = None) -> Dataset:
   """Shuffles the official training set with ``seed`` and holds out a validation split.
 
   Args:
     train_images, test_images: ``uint8[N, H, W, C]`` (scaled here to float32 in [0, 1]).
-    train_labels, test_labels: ``int[N]``.
-    seed: pre-shuffle seed (fixed per experiment, SPEC §8).
+    train_labels, test_labels: ``int[N]`` in ``[0, num_classes)``.
+    seed: pre-shuffle seed (fixed per experiment, ``docs/models_and_data.md``).
     num_validation: size of the validation split (the first examples of the shuffle).
     num_train: training examples kept after the validation split (None = all).
-    num_classes: number of classes.
+    num_classes: number of classes (an integer ``>= 2``).
+    sources: where each array came from, keyed ``train_images``, ``train_labels``,
+      ``test_images``, ``test_labels`` (file paths; default: ``name`` and the role),
+      named in the errors of :func:`check_arrays`.
 
   Raises:
-    ValueError: if the split sizes do not fit the training set.
+    ValueError: for invalid arrays (:func:`check_arrays`), train and test images of
+      different sizes, a bad ``num_classes``, or split sizes that do not fit.
   """
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+      or num_classes < 2:
+    raise ValueError(f"{name}: num_classes must be an integer >= 2, got {num_classes!r}")
+  where = {k: f"{name} {k.replace('_', ' ')}" for k in
+           ("train_images", "train_labels", "test_images", "test_labels")}
+  where.update(sources or {})
+  for split, images, labels in (("train", train_images, train_labels),
+                                ("test", test_images, test_labels)):
+    check_arrays(images, labels, num_classes, images_source=where[f"{split}_images"],
+                 labels_source=where[f"{split}_labels"])
+  if train_images.shape[1:] != test_images.shape[1:]:
+    raise ValueError(f"{where['test_images']}: images of size {test_images.shape[1:]}, "
+                     f"but {where['train_images']} holds {train_images.shape[1:]}")
   n = len(train_labels)
   if not 0 < num_validation < n:
     raise ValueError(f"{name}: num_validation={num_validation} must be in (0, {n}) "

@@ -7,7 +7,7 @@ internet *and TensorFlow* (TFDS encodes images with it while preparing) — ``do
 here, or ``tfds build cifar10 --file_format=array_record --data_dir DIR`` — and pass
 ``data_dir`` (or set ``TFDS_DATA_DIR``).
 
-Splits (SPEC §8; fixed pre-shuffle ``seed`` of the official training set):
+Splits (fixed pre-shuffle ``seed`` of the official training set):
 
 ==============  ========================  ==========  ============
 name            TFDS name                 train/val   test
@@ -158,10 +158,13 @@ def load_tfds(name: str, *, seed: int = 0, data_dir: Optional[str] = None,
     if not 0 < num_test <= len(test_labels):
       raise ValueError(f"{name}: num_test={num_test} must be in (0, {len(test_labels)}]")
     test_images, test_labels = test_images[:num_test], test_labels[:num_test]
+  where = data_dir or os.environ.get("TFDS_DATA_DIR") or "TFDS's default data_dir"
+  sources = {f"{split}_{part}": f"TFDS {tfds_name!r} split {split!r} in {where}"
+             for split in ("train", "test") for part in ("images", "labels")}
   return idx_lib.make_splits(
       name, train_images, train_labels, test_images, test_labels, seed=seed,
       num_validation=default_validation if num_validation is None else num_validation,
-      num_train=num_train, num_classes=num_classes)
+      num_train=num_train, num_classes=num_classes, sources=sources)
 
 
 def _register(name: str):

@@ -134,7 +134,7 @@ def _phenotype_program(grid_points: int):
   """A jitted ``programs[K] -> φ float32[K, G]`` (compiled once per K bucket)."""
   def one(program, x, y):
     r = program_lib.run_program(program, x, y, stack_depth=graph_lib.PROGRAM_STACK_DEPTH,
-                                use_logits=False, op_set="nlfs")
+                                use_logits=False, op_set="all")
     return jnp.mean(r, axis=-1)
   return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 

@@ -58,6 +58,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
+import numpy as np
+import scipy.special as sp
 
 # NLFS paper, Tables 1–2: "ε = 10^-7 for numerical stability".
 EPSILON = 1e-7
@@ -83,7 +85,7 @@ NLFS_UNARY: dict[str, UnaryFn] = {
     "log10_eps": lambda v: jnp.log10(jnp.abs(v) + EPSILON),
     "sigmoid": jax.nn.sigmoid,
     "dsigmoid": _dsigmoid,
-    "softsign": jax.nn.soft_sign,
+    "softsign": lambda v: jnp.where(jnp.isinf(v), jnp.sign(v), v / (1.0 + jnp.abs(v))),
     "dsoftsign": lambda v: 1.0 / jnp.square(1.0 + jnp.abs(v)),
     "softplus": jax.nn.softplus,
     "erf": jsp.erf,
@@ -121,3 +123,45 @@ assert len(NLFS_UNARY) == 27 and len(NLFS_BINARY) == 7
 
 # Binary ops written as functions in expressions (the others are infix operators).
 BINARY_FUNCTIONS = ("div_eps", "div_hypot", "max", "min")
+
+
+# The same operations in float64 NumPy/SciPy: the probe grid of glojax.expr.canonical.
+NUMPY_UNARY: dict[str, Callable] = {
+    "neg": np.negative,
+    "log_eps": lambda v: np.log(np.abs(v) + EPSILON),
+    "exp": np.exp,
+    "log10_eps": lambda v: np.log10(np.abs(v) + EPSILON),
+    "sigmoid": sp.expit,
+    "dsigmoid": lambda v: sp.expit(v) * (1.0 - sp.expit(v)),
+    "softsign": lambda v: np.where(np.isinf(v), np.sign(v), v / (1.0 + np.abs(v))),
+    "dsoftsign": lambda v: 1.0 / np.square(1.0 + np.abs(v)),
+    "softplus": lambda v: np.logaddexp(0.0, v),
+    "erf": sp.erf,
+    "erfc": sp.erfc,
+    "sin": np.sin,
+    "sinh": np.sinh,
+    "arcsinh": np.arcsinh,
+    "tanh": np.tanh,
+    "dtanh": lambda v: 1.0 - np.square(np.tanh(v)),
+    "arctanh": np.arctanh,
+    "recip_eps": lambda v: 1.0 / (v + EPSILON),
+    "abs": np.abs,
+    "square": np.square,
+    "i0": sp.i0,
+    "sqrt": np.sqrt,
+    "i1": sp.i1,
+    "max0": lambda v: np.maximum(v, 0.0),
+    "i1e": sp.i1e,
+    "min0": lambda v: np.minimum(v, 0.0),
+    "i0e": sp.i0e,
+}
+NUMPY_BINARY: dict[str, Callable] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "div_eps": lambda a, b: a / (b + EPSILON),
+    "div_hypot": lambda a, b: a / np.sqrt(1.0 + np.square(b)),
+    "max": np.maximum,
+    "min": np.minimum,
+}
+assert set(NUMPY_UNARY) == set(NLFS_UNARY) and set(NUMPY_BINARY) == set(NLFS_BINARY)

@@ -1,30 +1,34 @@
 """Fixed-size postfix programs: many different trees, one compiled loss.
 
 A GLO population holds trees of different shapes. To train them as one compiled program
-(DESIGN.md, "Programs for trees") each tree is encoded as a padded postfix program of a
-fixed length ``L``:
+each tree is encoded as a padded postfix program of a fixed length ``L``
+(``docs/design.md``, "Programs for trees"):
 
 * ``opcodes: int32[L]`` — one of :data:`OPCODES` per slot, ``NOP`` padding at the end;
 * ``constants: float32[L]`` — the value pushed by a ``CONST`` slot (0 elsewhere);
 * ``scales: float32[L]`` — a multiplier on each slot's result (1 for a plain tree; the
   coefficient phase of GLO puts its coefficients here, GLO paper §III-B).
 
-:func:`run_program` interprets a program with a small stack machine inside ``jit``; the
+:func:`program_loss` interprets a program with a small stack machine inside ``jit``; the
 program is a traced argument, so changing the trees never recompiles, and a population
-is just a :class:`Program` whose arrays have a leading axis ``K``.
+is just a :class:`Program` whose arrays have a leading axis ``K``. It is the one
+compilation of a tree: GLO trains with it, and ``glojax.losses.get("expr:...")``,
+:func:`glojax.expr.compile_jnp` and the tree-shaped published losses run it too, so a
+loss reloaded from ``best_loss.txt`` computes exactly what the search trained.
 
-Every op is computed for every slot and the right one is selected (what ``lax.switch``
-becomes under ``vmap`` anyway). Reverse-mode differentiation through such a select is the
-``jnp.where`` gradient trap: an unselected ``log(0)``, ``sqrt(0)`` or ``x / 0`` turns its
-zero cotangent into ``0 * inf = nan``. The interpreter avoids it by construction: the
-loss is elementwise in ``(x_i, y_i, logits_i)``, so each stack value carries its partial
-derivatives w.r.t. ``y`` and ``logits`` forward (dual numbers) and a custom VJP returns
-``cotangent * partials``; nothing is ever differentiated through a select, and the
-unselected entries' NaN/inf are simply dropped. This is also ~3× cheaper than
-reverse-mode through a ``lax.scan`` of selects (no per-slot residual stacks). A selected
-op that is undefined on the data yields NaN/inf exactly as
-:func:`glojax.expr.compile_jnp` does; the trainer then gives that candidate fitness 0,
-and no other candidate is affected.
+Values are :mod:`glojax.expr.extended` numbers (sign, log-magnitude, growth at
+infinite logits): ``y`` enters as ``exp(log_softmax)``, so ``x / y``, ``log y``,
+``y * (1 / y)`` stay exact when the softmax saturates, and logits of ``±inf`` give the
+limit of the loss. Each slot's op is chosen with ``lax.switch`` (a real branch for one
+program; a select over all ops under ``vmap``). Reverse-mode differentiation through such
+a select is the ``jnp.where`` gradient trap (an unselected ``log(0)`` turns its zero
+cotangent into ``0 * inf = nan``); the interpreter avoids it by construction: the loss
+is elementwise in ``(x_i, y_i, logits_i)``, so each stack value carries its partial
+derivatives w.r.t. ``log y`` and ``logits`` forward (dual numbers, in the same
+arithmetic) and a custom VJP returns ``cotangent * partials``; nothing is ever
+differentiated through a select. A selected op that is undefined on the data yields NaN
+(see :mod:`glojax.expr.extended`); the trainer then gives that candidate fitness 0, and
+no other candidate is affected.
 
 The stack has a fixed number of rows (``stack_depth``, default 8) with the top always in
 row 0, so every read is a static slice; :func:`encode` rejects trees that need more.
@@ -39,55 +43,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glojax.expr import ops as ops_lib
+from glojax.expr import extended as ext
+from glojax.expr import machine
+from glojax.expr.machine import (ADD, BINARY, CONST, DELTA, DIV, KIND, LOG, LOGITS, MUL,
+                                 NEG, NOP, OP_SETS, SQRT, SQUARE, SUB, UNARY, X, Y)
 from glojax.expr.tree import BINARY_OPS, UNARY_OPS, Leaf, Node, Tree
 
-NOP, X, Y, LOGITS, CONST, LOG, SQUARE, SQRT, NEG, ADD, SUB, MUL, DIV = range(13)
 OPCODES = {"nop": NOP, "x": X, "y": Y, "logits": LOGITS, "const": CONST, "log": LOG,
            "square": SQUARE, "sqrt": SQRT, "neg": NEG, "+": ADD, "-": SUB, "*": MUL,
-           "/": DIV}
-_NOP_KIND, _PUSH, _UNARY, _BINARY = range(4)
-_KINDS = [_NOP_KIND, _PUSH, _PUSH, _PUSH, _PUSH, _UNARY, _UNARY, _UNARY, _UNARY,
-          _BINARY, _BINARY, _BINARY, _BINARY]
-# NLFS's operations (Tables 1–2) beyond GLO's, numbered after them. Their values come
-# from glojax.expr.ops and their derivatives from jax.jvp of the same functions.
-_EXTRA_UNARY = tuple(k for k in ops_lib.NLFS_UNARY if k not in OPCODES)
-_EXTRA_BINARY = tuple(k for k in ops_lib.NLFS_BINARY if k not in OPCODES)
-for _name in _EXTRA_UNARY + _EXTRA_BINARY:
-  OPCODES[_name] = len(_KINDS)
-  _KINDS.append(_UNARY if _name in ops_lib.NLFS_UNARY else _BINARY)
+           "/": DIV, **machine.EXTRA_OPCODES}
 _OP_NAMES = {v: k for k, v in OPCODES.items()}
 _LEAF_CODES = {"x": X, "y": Y, "logits": LOGITS}
-_KIND = np.array(_KINDS, np.int32)
-# Stack-pointer change of each opcode.
-_DELTA = np.array([{_NOP_KIND: 0, _PUSH: 1, _UNARY: 0, _BINARY: -1}[k] for k in _KINDS],
-                  np.int32)
-assert set(UNARY_OPS) == {_OP_NAMES[c] for c in np.flatnonzero(_KIND == _UNARY)}
-assert set(BINARY_OPS) == {_OP_NAMES[c] for c in np.flatnonzero(_KIND == _BINARY)}
-
-# Opcode sets an interpreter may be built for (``op_set`` of run_program): the
-# interpreter computes every op of its set at every slot, so GLO's programs run with
-# GLO's 13 opcodes only, NLFS graphs with NLFS's; "all" runs any program.
-OP_SETS = {
-    "glo": frozenset(range(13)),
-    "nlfs": frozenset([NOP, X, Y, CONST] + [OPCODES[k] for k in ops_lib.NLFS_UNARY]
-                      + [OPCODES[k] for k in ops_lib.NLFS_BINARY]),
-    "all": frozenset(range(len(_KINDS))),
-}
-
-# Cost groups of the interpreter's dispatch (see _interpret): cheap arithmetic and
-# leaves; transcendental activations; erf/erfc; the Bessel functions.
-_COST_GROUPS = [
-    frozenset(range(13)) | {OPCODES[k] for k in ("abs", "max0", "min0", "recip_eps",
-                                                  "log_eps", "log10_eps", "exp", "div_eps",
-                                                  "div_hypot", "max", "min")},
-    frozenset(OPCODES[k] for k in ("sigmoid", "dsigmoid", "softsign", "dsoftsign",
-                                   "softplus", "sin", "sinh", "arcsinh", "tanh", "dtanh",
-                                   "arctanh")),
-    frozenset(OPCODES[k] for k in ("erf", "erfc")),
-    frozenset(OPCODES[k] for k in ("i0", "i1", "i0e", "i1e")),
-]
-assert frozenset().union(*_COST_GROUPS) == OP_SETS["all"]
+assert set(UNARY_OPS) == {k for k, c in OPCODES.items() if KIND[c] == UNARY}
+assert set(BINARY_OPS) == {k for k, c in OPCODES.items() if KIND[c] == BINARY}
 
 DEFAULT_MAX_LEN = 32
 DEFAULT_STACK_DEPTH = 8
@@ -126,16 +94,19 @@ def postfix(tree: Tree, scales: dict | None = None) -> list[tuple[int, float, fl
   def visit(t: Tree):
     index = counter[0]
     counter[0] += 1
+    scale = float(scales.get(index, 1.0))
     if isinstance(t, Leaf):
       if isinstance(t.value, str):
         slot = (_LEAF_CODES[t.value], 0.0)
       else:
-        slot = (CONST, float(t.value))
+        # A constant's coefficient is folded in (float64 product), exactly as
+        # coefficients.with_coefficients writes it: the exported spec is this program.
+        slot, scale = (CONST, float(t.value) * scale), 1.0
     else:
       for child in t.children:
         visit(child)
       slot = (OPCODES[t.op], 0.0)
-    out.append((slot[0], slot[1], float(scales.get(index, 1.0))))
+    out.append((slot[0], slot[1], scale))
 
   visit(tree)
   return out
@@ -145,7 +116,7 @@ def required_stack(tree: Tree) -> int:
   """Largest number of values on the stack while evaluating ``tree`` in postfix."""
   sp = peak = 0
   for op, _, _ in postfix(tree):
-    sp += int(_DELTA[op])
+    sp += int(DELTA[op])
     peak = max(peak, sp)
   return peak
 
@@ -228,11 +199,11 @@ def decode(program: Program) -> Tree:
       t: Tree = Leaf(_OP_NAMES[op])
     elif op == CONST:
       t = Leaf(float(constants[i]))
-    elif 0 <= op < len(_KINDS) and _KINDS[op] == _UNARY:
+    elif 0 <= op < len(KIND) and KIND[op] == UNARY:
       if not stack:
         raise ValueError(f"slot {i}: unary {_OP_NAMES[op]!r} on an empty stack")
       t = Node(_OP_NAMES[op], (stack.pop(),))
-    elif 0 <= op < len(_KINDS) and _KINDS[op] == _BINARY:
+    elif 0 <= op < len(KIND) and KIND[op] == BINARY:
       if len(stack) < 2:
         raise ValueError(f"slot {i}: binary {_OP_NAMES[op]!r} needs two values")
       right = stack.pop()
@@ -247,151 +218,49 @@ def decode(program: Program) -> Tree:
   return stack[0]
 
 
-def _chain(d, t):
-  """``d * t`` (chain rule on a tangent lane); a zero tangent stays zero even where the
-  op's derivative ``d`` is inf (a constant subexpression has no gradient)."""
-  return jnp.where(t == 0, 0.0, d * t)
+def _compute_dtype(*arrays):
+  """Losses compute in at least float32 (bfloat16 log-magnitudes are too coarse)."""
+  return jnp.result_type(*arrays, jnp.float32)
 
 
-def _unary_dual(fn, b, tb, one, lanes: int):
-  """Value of ``fn(b)`` and its tangent lanes, from ``jax.jvp`` of ``fn`` itself."""
-  if not lanes:
-    return fn(b), tb
-  value, d = jax.jvp(fn, (b,), (one,))
-  return value, _chain(d, tb)
+def _zero_cotangents(program):
+  return jax.tree_util.tree_map(
+      lambda p: np.zeros(p.shape, jax.dtypes.float0)
+      if not jnp.issubdtype(p.dtype, jnp.floating) else jnp.zeros_like(p), program)
 
 
-def _binary_dual(fn, a, b, ta, tb, one, lanes: int):
-  """Value of ``fn(a, b)`` and its tangent lanes (both partials by ``jax.jvp``)."""
-  if not lanes:
-    return fn(a, b), tb
-  value, da = jax.jvp(lambda u: fn(u, b), (a,), (one,))
-  _, db = jax.jvp(lambda w: fn(a, w), (b,), (one,))
-  return value, _chain(da, ta) + _chain(db, tb)
+# ---- elementwise values: f(x, y, logits) ----------------------------------------------
 
 
-def _interpret(program: Program, x, y, logits, stack_depth: int, lanes: int,
-               op_set: str = "all"):
-  """Runs the stack machine; returns ``f`` and (optionally) ``∂f/∂y``, ``∂f/∂logits``.
+def _elementwise_leaves(x, y, logits, use_logits, lanes):
+  z = ext.logit(logits) if use_logits else ext.zeros(jnp.shape(x), x.dtype)
+  return machine.make_leaves(ext.const(x), ext.const(y), ext.ones(jnp.shape(x), x.dtype),
+                             z, lanes)
 
-  The partial derivatives are carried forward with each stack value (dual numbers):
-  ``f`` is elementwise in ``(x_i, y_i, logits_i)``, so two tangent lanes give the
-  whole gradient and no reverse pass through the interpreter is needed. Only the
-  opcodes of ``OP_SETS[op_set]`` are computed; any other opcode acts as ``NOP``.
-  """
-  codes = OP_SETS[op_set]
-  shape = x.shape
-  dtype = x.dtype
-  n_lanes = lanes
-  kind = jnp.asarray(_KIND)
-  zero = jnp.zeros(shape, dtype)
-  one = jnp.ones(shape, dtype)
 
-  def step(carry, slot):
-    values, tangents = carry            # [D, *shape], [D, lanes, *shape]
-    op, const, scale = slot
-    # The top of the stack is always row 0: reads are static slices, no gathers.
-    a, b = values[1], values[0]         # binary: a (op) b; unary: b
-    ta, tb = tangents[1], tangents[0]
-    no_tangent = jnp.zeros((n_lanes,) + shape, dtype)
-
-    def lane(i):   # d(variable)/d(lane variable): a one-hot lane
-      if not n_lanes:
-        return no_tangent
-      return jnp.stack([one if j == i else zero for j in range(n_lanes)])
-
-    # (opcode, value, tangent) for the ops of this interpreter's set. sqrt keeps a
-    # zero tangent zero (sqrt of a constant 0 has a finite value, and reverse mode
-    # gives it no gradient either), as do NLFS's ops (_chain). Unselected entries may
-    # be NaN/inf: the forward select drops them and they are never differentiated
-    # (the VJP is custom), so the jnp.where gradient trap cannot occur.
-    base = {
-        X: lambda: (x, no_tangent),
-        Y: lambda: (y, lane(0)),
-        LOGITS: lambda: (logits, lane(1)),
-        CONST: lambda: (jnp.full(shape, const, dtype), no_tangent),
-        LOG: lambda: (jnp.log(b), tb / b),
-        SQUARE: lambda: (b * b, 2 * b * tb),
-        SQRT: lambda: (jnp.sqrt(b), jnp.where(tb == 0, 0.0, tb / (2 * jnp.sqrt(b)))),
-        NEG: lambda: (-b, -tb),
-        ADD: lambda: (a + b, ta + tb),
-        SUB: lambda: (a - b, ta - tb),
-        MUL: lambda: (a * b, ta * b + a * tb),
-        DIV: lambda: (a / b, (ta - (a / b) * tb) / b),
-    }
-    # Thunks: only the ops that are evaluated get traced.
-    table = {code: base[code] for code in codes if code in base}
-    for name in _EXTRA_UNARY:
-      if OPCODES[name] in codes:
-        table[OPCODES[name]] = functools.partial(
-            _unary_dual, ops_lib.NLFS_UNARY[name], b, tb, one, n_lanes)
-    for name in _EXTRA_BINARY:
-      if OPCODES[name] in codes:
-        table[OPCODES[name]] = functools.partial(
-            _binary_dual, ops_lib.NLFS_BINARY[name], a, b, ta, tb, one, n_lanes)
-    def select(codes_):
-      entries = [(code, *table[code]()) for code in codes_]
-      pred = [op == code for code, _, _ in entries]
-      return (jnp.select(pred, [v for _, v, _ in entries], zero),
-              jnp.select(pred, [t for _, _, t in entries], no_tangent))
-
-    groups = [sorted(c for c in group if c in table) for group in _COST_GROUPS]
-    groups = [g for g in groups if g]
-    if len(groups) <= 1:
-      value, tangent = select(sorted(table))
-    else:
-      # Computing NLFS's 34 ops (Bessel and erf series, ...) at every slot costs ~35x
-      # GLO's 12, and one lax.switch branch per op compiles slowly; a switch over a
-      # few cost groups (a select inside each) runs only the slot's group when the
-      # program is not batched ("sequential"/"unroll") and becomes the full select
-      # under vmap. Opcodes outside the set give 0 (NOP).
-      lut = np.zeros(len(_KINDS), np.int32)
-      for i, group in enumerate(groups):
-        lut[group] = i
-      value, tangent = jax.lax.switch(jnp.asarray(lut)[op],
-                                      [functools.partial(select, g) for g in groups])
-    value, tangent = value * scale, tangent * scale
-    k = kind[op]
-
-    def update(stack, top):
-      # Rows 1.. shift down on a push, up on a binary op; row 0 takes the result.
-      pad = jnp.zeros_like(stack[:1])
-      rest = jnp.where(k == _PUSH, stack[:-1],
-                       jnp.where(k == _BINARY, jnp.concatenate([stack[2:], pad]),
-                                 stack[1:]))
-      head = jnp.where(k == _NOP_KIND, stack[0], top)
-      return jnp.concatenate([head[None], rest])
-
-    return (update(values, value), update(tangents, tangent)), None
-
-  init = (jnp.zeros((stack_depth,) + shape, dtype),
-          jnp.zeros((stack_depth, n_lanes) + shape, dtype))
-  (values, tangents), _ = jax.lax.scan(
-      step, init,
-      (jnp.asarray(program.opcodes, jnp.int32), jnp.asarray(program.constants, dtype),
-       jnp.asarray(program.scales, dtype)))
-  return values[0], tangents[0]
+def _run(program, leaves, stack_depth, op_set):
+  return machine.interpret(program.opcodes, program.constants, program.scales, leaves,
+                           stack_depth, op_set)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _tree_values(program, x, y, logits, stack_depth, use_logits, op_set):
-  return _interpret(program, x, y, logits, stack_depth, 0, op_set)[0]
+  f, _ = _run(program, _elementwise_leaves(x, y, logits, use_logits, 0), stack_depth,
+              op_set)
+  return ext.value(f)
 
 
 def _tree_values_fwd(program, x, y, logits, stack_depth, use_logits, op_set):
-  value, partials = _interpret(program, x, y, logits, stack_depth, 2 if use_logits else 1,
-                               op_set)
-  return value, (partials, program, x)
+  leaves = _elementwise_leaves(x, y, logits, use_logits, 2 if use_logits else 1)
+  f, t = _run(program, leaves, stack_depth, op_set)
+  return ext.value(f), (ext.value(t), program, x)
 
 
 def _tree_values_bwd(stack_depth, use_logits, op_set, residuals, g):
   partials, program, x = residuals
-  zeros = jax.tree_util.tree_map(
-      lambda p: np.zeros(p.shape, jax.dtypes.float0)
-      if not jnp.issubdtype(p.dtype, jnp.floating) else jnp.zeros_like(p), program)
   # Labels get no gradient (GLO never differentiates the loss w.r.t. the labels).
   d_logits = g * partials[1] if use_logits else jnp.zeros_like(g)
-  return zeros, jnp.zeros_like(x), g * partials[0], d_logits
+  return _zero_cotangents(program), jnp.zeros_like(x), g * partials[0], d_logits
 
 
 _tree_values.defvjp(_tree_values_fwd, _tree_values_bwd)
@@ -399,36 +268,35 @@ _tree_values.defvjp(_tree_values_fwd, _tree_values_bwd)
 
 def run_program(program: Program, x: jax.Array, y: jax.Array,
                 logits: jax.Array | None = None, stack_depth: int = DEFAULT_STACK_DEPTH,
-                use_logits: bool = True, op_set: str = "all") -> jax.Array:
-  """Evaluates one program elementwise: the interpreter counterpart of ``evaluate``.
+                use_logits: bool = True, op_set: str = "glo") -> jax.Array:
+  """Evaluates one program elementwise on given ``x``, ``y`` (and ``logits``).
 
-  Differentiable w.r.t. ``y`` and ``logits`` (a custom VJP whose partials are carried
-  forward through the stack machine); the gradient w.r.t. ``x`` (labels), the
-  constants and the scales is defined as 0.
+  The arithmetic is :mod:`glojax.expr.extended`'s (exact zeros annihilate, ``v/0``
+  is ``±inf``, domain errors NaN). Differentiable w.r.t. ``y`` and ``logits`` (a
+  custom VJP whose partials are carried forward through the stack machine); the
+  gradient w.r.t. ``x`` (labels), the constants and the scales is defined as 0.
 
   Args:
     program: an unbatched :class:`Program` (``[L]`` arrays; ``vmap`` for a population).
     x: labels ``float[..., n]``.
-    y: predictions (softmax) ``float[..., n]``.
+    y: predictions (probabilities) ``float[..., n]``.
     logits: raw logits ``float[..., n]`` (zeros if omitted; only ``LOGITS`` reads them).
     stack_depth: rows of the machine's stack (static); encode with the same bound.
     use_logits: whether programs may read ``logits`` (static). ``False`` drops the
       logits tangent lane (cheaper); a ``LOGITS`` slot then reads zeros.
-    op_set: the opcodes the interpreter computes (static; a key of :data:`OP_SETS`):
-      ``"glo"`` (GLO's 13, the cheapest), ``"nlfs"`` (NLFS's Tables 1–2) or ``"all"``.
-      An opcode outside the set acts as ``NOP``.
+    op_set: the opcodes the interpreter builds (static): ``"glo"`` (GLO's 13, the
+      cheapest; NLFS's opcodes give NaN) or ``"all"`` (NLFS's ops too,
+      :mod:`glojax.expr.ops`).
 
   Returns:
-    ``f(x, y[, logits])`` with the broadcast shape of the inputs. NaN/inf exactly where
-    the tree's own arithmetic produces them; never from an op the program does not use.
+    ``f(x, y[, logits])`` with the broadcast shape of the inputs, in at least float32.
 
   Raises:
     ValueError: for an unknown ``op_set``.
   """
-  if op_set not in OP_SETS:
-    raise ValueError(f"op_set={op_set!r} is not one of {sorted(OP_SETS)}")
+  _check_op_set(op_set)
   shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(y))
-  dtype = jnp.result_type(x, y, jnp.float32)
+  dtype = _compute_dtype(x, y)
   x = jnp.broadcast_to(x, shape).astype(dtype)
   y = jnp.broadcast_to(y, shape).astype(dtype)
   logits = (jnp.zeros(shape, dtype) if logits is None or not use_logits
@@ -436,28 +304,181 @@ def run_program(program: Program, x: jax.Array, y: jax.Array,
   return _tree_values(program, x, y, logits, stack_depth, bool(use_logits), op_set)
 
 
+def _check_op_set(op_set):
+  if op_set not in OP_SETS:
+    raise ValueError(f"op_set={op_set!r} is not one of {OP_SETS}")
+
+
+# ---- the loss: L = -reduce_i f(x_i, softmax(logits)_i, logits_i) ------------------------
+
+
+def _loss_leaves(x, order, u, logits, use_logits, lanes):
+  y = ext.exp_of(u, order)
+  z = ext.logit(logits) if use_logits else ext.zeros(jnp.shape(x), x.dtype)
+  return machine.make_leaves(ext.const(x), y, y, z, lanes)
+
+
+def _reduce(f: ext.Ext, class_reduction: str) -> jax.Array:
+  """``-(1/n) Σ_i f_i`` (or ``-Σ``) in extended arithmetic, rounded once at the end."""
+  n = jnp.shape(f.v)[-1]
+  factor = -1.0 / n if class_reduction == "mean" else -1.0
+  total = ext.sum_last_axis(f)
+  return ext.value(ext.mul(ext.const(jnp.full(jnp.shape(total.v), factor, f.v.dtype)),
+                           total))
+
+
+def _loss_forward(run, x, order, u, logits, use_logits, class_reduction):
+  """``(loss, residual partials)`` with the tangents of ``run(leaves) -> (f, t)``."""
+  leaves = _loss_leaves(x, order, u, logits, use_logits, 2 if use_logits else 1)
+  f, t = run(leaves)
+  scale = -1.0 / jnp.shape(x)[-1] if class_reduction == "mean" else -1.0
+  # Scaled before rounding: a partial near the float range stays finite after 1/n.
+  factor = ext.const(jnp.full(jnp.shape(f.v), scale, f.v.dtype))
+  return _reduce(f, class_reduction), ext.value(ext.mul(factor, t))
+
+
+def _loss_backward(partials, x, order, logits, use_logits, g):
+  """Cotangents of ``(x, order, u, logits)``."""
+  g = g[..., None]
+  # The logits lane: the direct dependence on logits (none on an infinite logit,
+  # whose value is a limit; u's path is masked the same way in log_softmax_parts).
+  d_logits = (jnp.where(jnp.isinf(logits), 0.0, g * partials[1]) if use_logits
+              else jnp.zeros_like(x))
+  return jnp.zeros_like(x), jnp.zeros_like(order), g * partials[0], d_logits
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _loss_values(program, x, order, u, logits, stack_depth, use_logits,
+                 class_reduction, op_set):
+  f, _ = _run(program, _loss_leaves(x, order, u, logits, use_logits, 0), stack_depth,
+              op_set)
+  return _reduce(f, class_reduction)
+
+
+def _loss_values_fwd(program, x, order, u, logits, stack_depth, use_logits,
+                     class_reduction, op_set):
+  run = lambda leaves: _run(program, leaves, stack_depth, op_set)
+  loss, partials = _loss_forward(run, x, order, u, logits, use_logits, class_reduction)
+  return loss, (partials, program, x, order, logits)
+
+
+def _loss_values_bwd(stack_depth, use_logits, class_reduction, op_set, residuals, g):
+  partials, program, x, order, logits = residuals
+  return (_zero_cotangents(program),
+          *_loss_backward(partials, x, order, logits, use_logits, g))
+
+
+_loss_values.defvjp(_loss_values_fwd, _loss_values_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _static_loss_values(x, order, u, logits, slots, use_logits, class_reduction):
+  f, _ = machine.run_slots(slots, _loss_leaves(x, order, u, logits, use_logits, 0))
+  return _reduce(f, class_reduction)
+
+
+def _static_loss_values_fwd(x, order, u, logits, slots, use_logits, class_reduction):
+  run = lambda leaves: machine.run_slots(slots, leaves)
+  loss, partials = _loss_forward(run, x, order, u, logits, use_logits, class_reduction)
+  return loss, (partials, x, order, logits)
+
+
+def _static_loss_values_bwd(slots, use_logits, class_reduction, residuals, g):
+  partials, x, order, logits = residuals
+  return _loss_backward(partials, x, order, logits, use_logits, g)
+
+
+_static_loss_values.defvjp(_static_loss_values_fwd, _static_loss_values_bwd)
+
+
+def _loss_inputs(logits, labels, class_reduction):
+  if class_reduction not in ("mean", "sum"):
+    raise ValueError(f"class_reduction={class_reduction!r} is not one of "
+                     "('mean', 'sum')")
+  out_dtype = jnp.result_type(logits, labels)
+  dtype = _compute_dtype(logits, labels)
+  logits = jnp.asarray(logits).astype(dtype)
+  labels = jnp.broadcast_to(jnp.asarray(labels), jnp.shape(logits)).astype(dtype)
+  order, u = ext.log_softmax_parts(logits)
+  return labels, order, u, logits, out_dtype
+
+
 def program_loss(program: Program, logits: jax.Array, labels: jax.Array, *,
                  stack_depth: int = DEFAULT_STACK_DEPTH, use_logits: bool = True,
-                 op_set: str = "all") -> jax.Array:
+                 class_reduction: str = "mean", op_set: str = "glo") -> jax.Array:
   r"""The GLO loss of a program: ``loss_fn(loss_params, logits, labels)`` for a Trainer.
 
   .. math:: L = -\frac{1}{n} \sum_{i=1}^n f(x_i, y_i[, \tilde y_i]),\quad
             y = \mathrm{softmax}(\tilde y)
 
-  (GLO paper §III; SPEC §4.) Agrees with ``compile_jnp(decode(program))`` in values
-  and gradients wherever the latter is finite.
+  (GLO paper §III; ``docs/glo.md``.) This is the one compilation of a tree: GLO's
+  trainer, ``glojax.losses.get("expr:...")`` and the tree-shaped published losses
+  (Baikal, BaikalCMA, FastLogit) all run it. ``y`` enters as ``exp(log_softmax)`` in
+  :mod:`glojax.expr.extended` arithmetic, so saturated softmax entries keep their true
+  magnitude and logits of ``±inf`` give the loss's limit (``docs/losses.md``).
 
   Args:
     program: an unbatched :class:`Program` (traced: any tree, no recompile).
-    logits: ``float[..., n]``.
+    logits: ``float[..., n]`` (``±inf`` allowed: masked / certain classes).
     labels: ``float[..., n]`` (one-hot or soft).
-    stack_depth, use_logits, op_set: static interpreter options (see
-      :func:`run_program`); bind them with ``functools.partial`` to get a Trainer
-      ``loss_fn``.
+    stack_depth, use_logits: static interpreter options (see :func:`run_program`);
+      bind them with ``functools.partial`` to get a Trainer ``loss_fn``.
+    class_reduction: ``"mean"`` (the papers' ``-(1/n) Σ``) or ``"sum"``.
+    op_set: ``"glo"`` or ``"all"`` (static; see :func:`run_program`).
 
   Returns:
-    Per-example loss ``float[...]``.
+    Per-example loss ``float[...]`` (float32 for bfloat16/float16 inputs' internals,
+    returned in ``result_type(logits, labels)``). NaN only where the tree is undefined
+    or its limit is indeterminate (:mod:`glojax.expr.extended`).
+
+  Raises:
+    ValueError: for an unknown ``class_reduction`` or ``op_set``.
   """
-  y = jax.nn.softmax(logits, axis=-1)
-  return -jnp.mean(run_program(program, labels, y, logits, stack_depth, use_logits,
-                               op_set), axis=-1)
+  _check_op_set(op_set)
+  labels, order, u, logits, out_dtype = _loss_inputs(logits, labels, class_reduction)
+  loss = _loss_values(program, labels, order, u, logits, stack_depth, bool(use_logits),
+                      class_reduction, op_set)
+  return loss.astype(out_dtype)
+
+
+def encode_exact(tree: Tree, scales: dict | None = None) -> Program:
+  """:func:`encode` with ``max_len`` = the tree's size and room for its stack."""
+  return encode(tree, max_len=len(postfix(tree)), scales=scales,
+                stack_depth=max(1, required_stack(tree)))
+
+
+def tree_loss(tree: Tree, class_reduction: str = "mean"):
+  """``loss(logits, labels) -> float[...]``: the loss of one tree, compiled directly.
+
+  The tree's postfix slots run through the same per-slot :func:`machine.operation`
+  as the interpreter of :func:`program_loss`, with the opcodes known: the same values
+  and derivatives (a randomized test checks it, NaN pattern included), a much smaller
+  program to compile, any tree size. ``logits`` are read only if the tree uses them.
+
+  Raises:
+    ValueError: for an unknown ``class_reduction`` (when called).
+  """
+  slots = tuple((int(op), float(np.float32(c)), float(np.float32(sc)))
+                for op, c, sc in postfix(tree))
+  use_logits = "logits" in _variables(tree)
+
+  def loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    labels, order, u, logits, out_dtype = _loss_inputs(logits, labels, class_reduction)
+    return _static_loss_values(labels, order, u, logits, slots, use_logits,
+                               class_reduction).astype(out_dtype)
+  return loss
+
+
+def op_set_of(tree: Tree) -> str:
+  """The cheapest interpreter op set that runs ``tree``: ``"glo"`` or ``"all"``."""
+  if isinstance(tree, Leaf):
+    return "glo"
+  if OPCODES[tree.op] >= machine.NUM_GLO_OPCODES:
+    return "all"
+  return max((op_set_of(c) for c in tree.children), key=OP_SETS.index)
+
+
+def _variables(tree: Tree) -> set:
+  if isinstance(tree, Leaf):
+    return {tree.value} if isinstance(tree.value, str) else set()
+  return set().union(*(_variables(c) for c in tree.children))

@@ -1,10 +1,11 @@
 """Expression trees over ``x`` (labels), ``y`` (softmax outputs) and ``logits``.
 
-A tree is the GLO genome (SPEC §4) and the body of an ``"expr:..."`` loss spec. It is
-an immutable value: :class:`Leaf` (a variable or a constant) or :class:`Node` (an
+A tree is the GLO genome (``docs/glo.md``) and the body of an ``"expr:..."`` loss spec.
+It is an immutable value: :class:`Leaf` (a variable or a constant) or :class:`Node` (an
 operator applied to child trees). Trees are parsed from text with :mod:`ast` (never
-``eval``), printed back with :func:`to_string`, and compiled to a jnp function with
-:func:`compile_jnp` — the direct reference that fixed-size programs are checked against.
+``eval``), printed back with :func:`to_string`, and compiled with :func:`compile_jnp`
+(the tree's fixed-size program, :mod:`glojax.expr.program`: one compilation for every
+use).
 """
 
 from __future__ import annotations
@@ -224,27 +225,26 @@ def evaluate(tree: Tree, x: jax.Array, y: jax.Array, logits: jax.Array | None = 
              ) -> jax.Array:
   """Evaluates ``tree`` elementwise on arrays ``x``, ``y`` (and ``logits``).
 
+  Runs the tree's program (:func:`glojax.expr.program.run_program`), i.e. the same
+  arithmetic as every other evaluation of a tree (:mod:`glojax.expr.extended`).
+
   Args:
     tree: the expression.
     x, y, logits: arrays of one broadcastable shape ``[..., n]``.
 
   Returns:
-    ``f(x, y[, logits])`` with the broadcast shape; constants broadcast.
+    ``f(x, y[, logits])`` with the broadcast shape (at least float32).
+
+  Raises:
+    ValueError: if the tree uses ``logits`` and none were given.
   """
-  if isinstance(tree, Leaf):
-    if tree.value == "x":
-      return x
-    if tree.value == "y":
-      return y
-    if tree.value == "logits":
-      if logits is None:
-        raise ValueError("the expression uses 'logits' but none were given")
-      return logits
-    return jnp.full(jnp.shape(y), tree.value, dtype=jnp.result_type(y))
-  args = [evaluate(c, x, y, logits) for c in tree.children]
-  if tree.op in UNARY_OPS:
-    return UNARY_OPS[tree.op](*args)
-  return BINARY_OPS[tree.op](*args)
+  from glojax.expr import program  # program imports this module
+  uses_logits = "logits" in variables(tree)
+  if uses_logits and logits is None:
+    raise ValueError("the expression uses 'logits' but none were given")
+  return program.run_program(program.encode_exact(tree), x, y, logits,
+                             stack_depth=max(1, program.required_stack(tree)),
+                             use_logits=uses_logits, op_set=program.op_set_of(tree))
 
 
 def compile_jnp(tree: Tree) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -253,8 +253,9 @@ def compile_jnp(tree: Tree) -> Callable[[jax.Array, jax.Array], jax.Array]:
   .. math:: L = -\frac{1}{n} \sum_{i=1}^n f(x_i, y_i[, \tilde y_i]),\quad
             y = \mathrm{softmax}(\tilde y)
 
-  (GLO paper §III; SPEC §4.) This direct compile is the reference for the
-  fixed-size program interpreter.
+  (GLO paper §III; ``docs/glo.md``.) The tree's own program run by
+  :func:`glojax.expr.program.program_loss` — the one compilation of a tree that the GLO
+  trainer and ``glojax.losses.get("expr:...")`` use too.
 
   Args:
     tree: the expression ``f``.
@@ -262,10 +263,8 @@ def compile_jnp(tree: Tree) -> Callable[[jax.Array, jax.Array], jax.Array]:
   Returns:
     A pure function of ``logits, labels: float[..., n]`` returning ``float[...]``.
   """
-  def loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    y = jax.nn.softmax(logits, axis=-1)
-    return -jnp.mean(evaluate(tree, labels, y, logits), axis=-1)
-
+  from glojax.expr import program  # program imports this module
+  loss = program.tree_loss(tree)
   loss.__name__ = "expr_loss"
   loss.__doc__ = f"GLO expression loss: L = -(1/n) sum_i [{to_string(tree)}]"
   return loss

@@ -1,7 +1,7 @@
 """GLO's genetic operators on trees: random trees, subtree crossover, mutations.
 
 All functions take a NumPy ``np.random.Generator`` and return new (immutable) trees.
-The primitive set, weights and rates are the GLO paper's (§III-A; SPEC §4):
+The primitive set, weights and rates are the GLO paper's (§III-A; ``docs/glo.md``):
 
 * elements ``log, square, sqrt, +, -, *, /`` and leaves ``x, y, 1, -1`` (``logits``
   optional), drawn with weights log/x/y = 3, sqrt = 2, everything else 1. The paper
@@ -29,7 +29,7 @@ import numpy as np
 from glojax.expr.tree import BINARY_OPS, GLO_BINARY, GLO_UNARY, UNARY_OPS, Leaf, Node, Tree
 
 # GLO paper §III-A: log, x, y three times, sqrt two times as likely as + * - / 1 -1.
-# square is not stated there: weight 1 (SPEC §4).
+# square is not stated there: weight 1 (docs/glo.md).
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "log": 3.0, "sqrt": 2.0, "square": 1.0,
     "+": 1.0, "-": 1.0, "*": 1.0, "/": 1.0,

@@ -1,4 +1,4 @@
-"""Loss functions: ``loss(logits, labels) -> per_example_loss`` (SPEC §1).
+"""Loss functions: ``loss(logits, labels) -> per_example_loss`` (``docs/losses.md``).
 
 Parameterized losses take their parameters first: ``loss(theta, logits, labels)``.
 Load any loss by its spec string with :func:`get` (``"baikal"``,

@@ -1,6 +1,6 @@
 """Core losses: cross-entropy and the TaylorGLO polynomial loss.
 
-Every loss follows the project signature (SPEC §1):
+Every loss follows the project signature (``docs/losses.md``):
 
 * ``loss(logits, labels) -> per_example_loss`` for fixed losses,
 * ``loss(theta, logits, labels) -> per_example_loss`` for parameterized ones,
@@ -16,6 +16,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from glojax.expr import extended
 
 TAYLORGLO_NUM_PARAMS = 8
 CLASS_REDUCTIONS = ("mean", "sum")
@@ -37,18 +39,66 @@ def _reduce_classes(values, class_reduction: str, name: str):
                    f"{CLASS_REDUCTIONS}.")
 
 
+def _compute_dtype(*arrays):
+  """Losses compute in at least float32 (bfloat16 has 8 mantissa bits)."""
+  return jnp.result_type(*arrays, jnp.float32)
+
+
+def upcast(logits, labels):
+  """``(logits, labels, out_dtype)``: inputs in the compute dtype, and the dtype the
+  per-example loss is returned in (``result_type(logits, labels)``)."""
+  dtype = _compute_dtype(logits, labels)
+  return (jnp.asarray(logits).astype(dtype), jnp.asarray(labels).astype(dtype),
+          jnp.result_type(logits, labels))
+
+
+def log_softmax(logits: jax.Array) -> jax.Array:
+  r"""``log softmax(logits)`` over the last axis, with the limits at ``±inf`` logits.
+
+  Logits of ``-inf`` (masked classes) get ``-inf``; if a row has logits of ``+inf``,
+  those classes share the probability (``-log k`` each for ``k`` of them) and every
+  other class gets ``-inf`` (all infinities have the same size, the convention of
+  :mod:`glojax.expr.extended`). Finite rows: ``jax.nn.log_softmax``'s value.
+  Gradients are finite everywhere (zero w.r.t. infinite logits).
+
+  Args:
+    logits: ``float[..., n]``.
+
+  Returns:
+    ``float[..., n]``.
+  """
+  order, finite = extended.log_softmax_parts(logits)
+  return jnp.where(order == 0, finite, -jnp.inf)
+
+
+def softmax(logits: jax.Array) -> jax.Array:
+  """``softmax(logits)`` with the limits of :func:`log_softmax` (``float[..., n]``)."""
+  return extended.softmax(logits)
+
+
+def xlogy_sum(labels: jax.Array, log_probs: jax.Array) -> jax.Array:
+  """``Σ_i x_i log y_i`` with ``0 · log 0 = 0`` (a label of exactly 0 contributes 0,
+  also at a masked class), over the last axis; gradient-safe."""
+  zero = labels == 0
+  safe = jnp.where(zero, 0.0, log_probs)
+  return jnp.sum(jnp.where(zero, 0.0, labels * safe), axis=-1)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   r"""Softmax cross-entropy, per example.
 
   .. math:: L(x, \tilde y) = -\sum_i x_i \log \mathrm{softmax}(\tilde y)_i
 
   Args:
-    logits: ``float[..., n]`` unnormalized scores :math:`\tilde y`.
+    logits: ``float[..., n]`` unnormalized scores :math:`\tilde y`; ``-inf`` masks a
+      class, ``+inf`` makes it certain (see :func:`log_softmax`).
     labels: ``float[..., n]`` target distribution :math:`x` (one-hot or soft).
 
   Returns:
-    ``float[...]`` per-example loss (nats). Delegates to
-    ``optax.softmax_cross_entropy``, which is numerically stable (log-softmax).
+    ``float[...]`` per-example loss (nats), in ``result_type(logits, labels)``
+    (computed in at least float32). Equals ``optax.softmax_cross_entropy`` wherever
+    that is finite; a masked class with label 0 contributes 0 (optax 0.2.8 gives NaN
+    there), one with a label > 0 makes the loss ``+inf``.
 
   Raises:
     ValueError: if ``logits`` and ``labels`` shapes differ.
@@ -56,9 +106,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   References:
     Standard; dissertation (Gonzalez 2020) eq. 2.1.
   """
-  import optax
   _check_shapes(logits, labels, "cross_entropy")
-  return optax.softmax_cross_entropy(logits, labels)
+  logits, labels, out = upcast(logits, labels)
+  return (-xlogy_sum(labels, log_softmax(logits))).astype(out)
 
 
 def taylorglo(theta: jax.Array,
@@ -68,7 +118,7 @@ def taylorglo(theta: jax.Array,
   r"""TaylorGLO loss: third-order bivariate Taylor polynomial, per example.
 
   With :math:`y = \mathrm{softmax}(\text{logits})`, :math:`x` = labels and the
-  project's factorial-free layout ``theta = [θ0 … θ7]`` (SPEC §3, dissertation ch. 6
+  project's factorial-free layout ``theta = [θ0 … θ7]`` (``docs/losses.md``, dissertation ch. 6
   λ0…λ7):
 
   .. math::
@@ -87,7 +137,8 @@ def taylorglo(theta: jax.Array,
     class_reduction: ``"mean"`` (default, the papers' ``-(1/n) Σ``) or ``"sum"``.
 
   Returns:
-    ``float[...]`` per-example loss.
+    ``float[...]`` per-example loss, finite for finite θ whatever the logits (``y``
+    is the limit softmax, :func:`softmax`, so it stays in ``[0, 1]``).
 
   Raises:
     ValueError: if ``theta`` does not have shape ``[8]``, shapes of ``logits`` and
@@ -102,13 +153,14 @@ def taylorglo(theta: jax.Array,
     raise ValueError(f"taylorglo: theta must have shape ({TAYLORGLO_NUM_PARAMS},), "
                      f"got {tuple(jnp.shape(theta))}.")
   _check_shapes(logits, labels, "taylorglo")
-  y = jax.nn.softmax(logits, axis=-1)
+  logits, labels, out = upcast(logits, labels)
+  y = softmax(logits)   # in [0, 1], limits at ±inf logits: the polynomial is finite
   x = labels
   dx = x - theta[0]
   dy = y - theta[1]
   f = (theta[2] * dy + theta[3] * dy**2 + theta[4] * dy**3 + theta[5] * dx * dy
        + theta[6] * dx * dy**2 + theta[7] * dx**2 * dy)
-  return -_reduce_classes(f, class_reduction, "taylorglo")
+  return (-_reduce_classes(f, class_reduction, "taylorglo")).astype(out)
 
 
 # Eq. 5.7 prints ½θ3, ⅙θ4, ½θ6, ½θ7; factorial-free θ_k = eq57_k * factor_k.

@@ -1,7 +1,7 @@
 """Loss registry and spec strings: ``get(spec) -> loss``, ``to_spec(loss) -> spec``.
 
 A *spec* is a string naming a loss and its parameters, so losses found by a search are
-data (DESIGN.md, "Loss specs are data") that load the same way in any training code:
+data (docs/losses.md, "Specs: losses as data") that load the same way in any training code:
 
 * a name: ``"baikal"``, ``"neuroloss3"``, ... (see :func:`names`);
 * a parameterized loss: ``"taylorglo(theta=[0.1, -2.5, ...])"``,
@@ -9,7 +9,10 @@ data (DESIGN.md, "Loss specs are data") that load the same way in any training c
   numbers and lists of numbers only. Losses of the GLO form ``-(1/n) Σ_i f`` also take
   ``class_reduction='sum'`` (default ``'mean'``);
 * an expression: ``"expr:log(y) - x / y"`` meaning ``L = -(1/n) Σ_i f(x_i, y_i)``
-  (the GLO tree form; :func:`glojax.expr.parse`; ``logits`` may appear).
+  (the GLO tree form; :func:`glojax.expr.parse`; ``logits`` may appear). It is run by
+  GLO's program interpreter (:func:`glojax.expr.program.program_loss`), and must pass
+  GLO's validity rule (:func:`glojax.expr.canonical.trainability_error`: it depends on
+  ``x`` and on ``y`` or ``logits``).
 
 Specs are parsed with :mod:`ast` (never ``eval``); a malformed or unknown spec raises a
 ``ValueError`` naming the offending part. :func:`to_spec` writes the canonical spec of a
@@ -317,9 +320,11 @@ def _parse_expr(spec: str):
     tree = expr_lib.parse(text)
   except ValueError as err:
     raise ValueError(f"in loss spec {spec!r}: {err}") from None
-  if "y" not in expr_lib.variables(tree) and "logits" not in expr_lib.variables(tree):
-    raise ValueError(f"in loss spec {spec!r}: the expression uses neither 'y' nor "
-                     "'logits', so it cannot train a model")
+  from glojax.expr import canonical
+  # The GLO evaluator's rule (one function): depends on x and on y or logits.
+  reason = canonical.trainability_error(tree)
+  if reason is not None:
+    raise ValueError(f"in loss spec {spec!r}: {reason}")
   return tree
 
 
@@ -337,6 +342,8 @@ def _resolve(spec: str, class_reduction: Optional[str] = None
       raise ValueError(f"loss spec {spec!r}: expression losses are always "
                        f"-(1/n) sum_i f (class_reduction='mean'), got {class_reduction!r}")
     tree = _parse_expr(spec)
+    # The tree's program, run by the interpreter GLO trains with: a loss reloaded
+    # from best_loss.txt computes exactly what the search trained.
     compiled = expr_lib.compile_jnp(tree)
 
     def expr_fn(params, logits, labels):

@@ -1,4 +1,4 @@
-r"""General TaylorGLO builder: k-th order Taylor losses in m variables (SPEC §3).
+r"""General TaylorGLO builder: k-th order Taylor losses in m variables (``docs/losses.md``).
 
 A loss in the GLO form :math:`L = -\frac{1}{n}\sum_i f(v_i)` (dissertation eq. 5.5)
 whose summand :math:`f` is replaced by its k-th order multivariate Taylor expansion
@@ -43,7 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glojax.losses.core import CLASS_REDUCTIONS, _check_shapes, _reduce_classes
+from glojax.losses.core import (CLASS_REDUCTIONS, _check_shapes, _reduce_classes, softmax,
+                                upcast)
 
 TAYLOR_VARIABLES = ("x", "y", "logits", "t")
 PREDICTION_VARIABLES = ("y", "logits")
@@ -180,29 +181,54 @@ class TaylorLoss:
     if ("t" in self.variables) != (t is not None):
       raise ValueError("TaylorLoss: pass t (training progress) exactly when 't' is one "
                        f"of the variables {self.variables}; got t={t!r}.")
-    values = {"x": labels, "logits": logits}
+    logits, labels, out = upcast(logits, labels)
+    infinite = jnp.isinf(logits)
+    # ±inf logits: a polynomial in them diverges like its top power with a nonzero
+    # coefficient; evaluate at 0 there (no inf * 0) and put the limit in below.
+    values = {"x": labels, "logits": jnp.where(infinite, 0.0, logits)}
     if "y" in self.variables:
-      values["y"] = jax.nn.softmax(logits, axis=-1)
+      values["y"] = softmax(logits)
     if t is not None:
-      t = jnp.asarray(t, jnp.result_type(logits))
+      t = jnp.asarray(t, logits.dtype)
       values["t"] = jnp.broadcast_to(t if t.ndim == 0 else t[..., None], jnp.shape(logits))
     m = len(self.variables)
     # powers[j][e] = (v_j - a_j)^e, built by repeated multiplication (e ≤ k).
     powers = []
     for j, name in enumerate(self.variables):
       d = values[name] - theta[j]
-      p = [None, d]
+      p = [jnp.ones_like(d), d]
       for _ in range(2, self.order + 1):
         p.append(p[-1] * d)
       powers.append(p)
-    f = jnp.zeros(jnp.shape(logits), jnp.result_type(logits, theta))
+    zl = self.variables.index("logits") if "logits" in self.variables else None
+    # coef[k] = Σ of the terms with logits exponent k, without their logits factor.
+    coef = [jnp.zeros(jnp.shape(logits), jnp.result_type(logits, theta))
+            for _ in range(self.order + 1)]
     for c, alpha in enumerate(self.terms):
       term = theta[m + c]
       for j, e in enumerate(alpha):
-        if e:
+        if e and j != zl:
           term = term * powers[j][e]
-      f = f + term
-    return -_reduce_classes(f, self.class_reduction, "TaylorLoss")
+      k = alpha[zl] if zl is not None else 0
+      coef[k] = coef[k] + term
+    if zl is None:
+      f = coef[0]
+    else:
+      f = coef[0]
+      for k in range(1, self.order + 1):
+        f = f + coef[k] * powers[zl][k]
+      f = jnp.where(infinite, _polynomial_limit(coef, jnp.sign(logits)), f)
+    return (-_reduce_classes(f, self.class_reduction, "TaylorLoss")).astype(out)
+
+
+def _polynomial_limit(coef, sign):
+  """``lim Σ_k coef[k] (±T)^k``: the top power with a nonzero coefficient decides."""
+  out = coef[0]
+  for k in range(1, len(coef)):
+    # An infinite value has no gradient (stop_gradient: no 0 * inf in the VJP).
+    lead = jax.lax.stop_gradient(jnp.sign(coef[k]) * sign ** k * jnp.inf)
+    out = jnp.where(coef[k] != 0, lead, out)
+  return out
 
 
 def taylor_loss(order: int = 3,

@@ -1,6 +1,6 @@
-r"""Published classification losses (SPEC §2), as pure per-example functions.
+r"""Published classification losses (``docs/losses.md``), as pure per-example functions.
 
-Every function here follows the project signature (SPEC §1):
+Every function here follows the project signature (``docs/losses.md``):
 ``loss(logits, labels, ...) -> per_example_loss`` with ``logits, labels: float[..., n]``
 (``labels`` one-hot or soft) and a result of shape ``float[...]``; the caller takes the
 batch mean (optax's convention). All are jit/grad/vmap-safe.
@@ -16,19 +16,24 @@ sums over classes instead, a constant factor ``n`` (a learning-rate scale), avai
 ``class_reduction="sum"``.
 
 The published formulas are implemented as printed, with the paper's ``ε`` where it
-gives one (the NLFS losses use ``ε = 1e-7``). ``log(y)`` is computed as
-``log_softmax(logits)`` (the same value, without the ``-inf`` of an underflowed ``y``).
-Formulas that divide by ``y`` still overflow for very confident wrong predictions, as
-the papers' do; searches treat the resulting NaN/inf as a failed candidate.
+gives one (the NLFS losses use ``ε = 1e-7``). Numerics (``docs/losses.md``, "Saturation
+and masking"): every loss computes in at least float32 from ``log_softmax``, so a
+saturated softmax entry keeps its true magnitude and logits of ``±inf`` give the limit
+of the formula. Losses written with ``x / y`` (Baikal, BaikalCMA, FastLogit) are GLO
+trees and run through the one tree evaluator (:func:`glojax.expr.program.tree_loss`,
+exact at any logit spread); the others are bounded functions of ``y ∈ [0, 1]``
+evaluated with the limit softmax (:func:`glojax.losses.core.softmax`).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from glojax.losses import core
 from glojax.losses.core import _check_shapes, _reduce_classes
 
 # NLFS paper (Morgan & Hougen 2024), Tables 1–2: ε for numerical stability.
@@ -36,16 +41,38 @@ NLFS_EPSILON = 1e-7
 # GLO paper eq. (2) / dissertation eq. 4.2: BaikalCMA's coefficients c0…c5.
 BAIKAL_CMA_COEFFICIENTS = (2.7279, 0.9863, 1.5352, -1.1135, 1.3716, -0.8411)
 
-# f(x, y, log_y, logits) -> float[..., n]: the summand of L = -(1/n) Σ_i f.
-_Terms = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+# f(x, y) -> float[..., n]: the summand of L = -(1/n) Σ_i f (bounded losses).
+_Terms = Callable[[jax.Array, jax.Array], jax.Array]
+# The tree-shaped losses, as GLO trees (x = labels, y = softmax, logits).
+BAIKAL_TREE = "log(y) - x / y"
+FAST_LOGIT_TREE = "(logits - x) * (x / y - (logits - (-2)))"
+
+
+def _baikal_cma_tree() -> str:
+  c0, c1, c2, c3, c4, c5 = (repr(c) for c in BAIKAL_CMA_COEFFICIENTS)
+  return f"{c0} * ({c1} * log({c2} * y) - ({c3}) * ({c4} * x) / ({c5} * y))"
 
 
 def _glo_form(terms: _Terms, logits, labels, class_reduction: str, name: str):
-  """``L = -reduce_i f(x_i, y_i, log y_i, logits_i)`` with the checks every loss needs."""
+  """``L = -reduce_i f(x_i, y_i)`` with ``y`` the limit softmax (bounded ``f`` only)."""
   _check_shapes(logits, labels, name)
-  log_y = jax.nn.log_softmax(logits, axis=-1)
-  y = jnp.exp(log_y)
-  return -_reduce_classes(terms(labels, y, log_y, logits), class_reduction, name)
+  logits, labels, out = core.upcast(logits, labels)
+  y = core.softmax(logits)
+  return (-_reduce_classes(terms(labels, y), class_reduction, name)).astype(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _tree_loss(text: str, class_reduction: str):
+  from glojax.expr import program, tree
+  return program.tree_loss(tree.parse(text), class_reduction)
+
+
+def _tree_form(text: str, logits, labels, class_reduction: str, name: str):
+  """``L = -reduce_i f`` for a loss that is a GLO tree ``text`` (exact at saturation)."""
+  _check_shapes(logits, labels, name)
+  if class_reduction not in core.CLASS_REDUCTIONS:
+    _reduce_classes(None, class_reduction, name)   # raises the usual ValueError
+  return _tree_loss(text, class_reduction)(logits, labels)
 
 
 def label_smoothed_cross_entropy(logits: jax.Array, labels: jax.Array,
@@ -61,8 +88,10 @@ def label_smoothed_cross_entropy(logits: jax.Array, labels: jax.Array,
       cross-entropy.
 
   Returns:
-    ``float[...]`` per-example loss (nats). Delegates to ``optax.smooth_labels`` and
-    ``optax.softmax_cross_entropy``.
+    ``float[...]`` per-example loss (nats); equals ``optax.softmax_cross_entropy(logits,
+    optax.smooth_labels(labels, alpha))`` where that is finite. A masked class
+    (logit ``-inf``) gets the target ``α/n > 0``, so the loss is ``+inf`` for
+    ``α > 0`` (it truly diverges).
 
   Raises:
     ValueError: if the shapes of ``logits`` and ``labels`` differ.
@@ -71,9 +100,11 @@ def label_smoothed_cross_entropy(logits: jax.Array, labels: jax.Array,
     Szegedy et al. 2016, "Rethinking the Inception Architecture" §7; dissertation
     eqs. 6.77–6.82 (label smoothing as a TaylorGLO reparameterization).
   """
-  import optax
   _check_shapes(logits, labels, "label_smoothing")
-  return optax.softmax_cross_entropy(logits, optax.smooth_labels(labels, alpha))
+  logits, labels, out = core.upcast(logits, labels)
+  n = jnp.shape(labels)[-1]
+  smoothed = labels * (1.0 - alpha) + alpha / n
+  return (-core.xlogy_sum(smoothed, core.log_softmax(logits))).astype(out)
 
 
 def polyloss(logits: jax.Array, labels: jax.Array,
@@ -88,7 +119,8 @@ def polyloss(logits: jax.Array, labels: jax.Array,
     epsilon: coefficient of the polynomial term (optax's default 2.0; may be traced).
 
   Returns:
-    ``float[...]``. Delegates to ``optax.losses.poly_loss_cross_entropy``.
+    ``float[...]``; equals ``optax.losses.poly_loss_cross_entropy`` where that is
+    finite, and the limit at ``±inf`` logits (a masked class with label 0 adds 0).
 
   Raises:
     ValueError: if the shapes of ``logits`` and ``labels`` differ.
@@ -97,9 +129,11 @@ def polyloss(logits: jax.Array, labels: jax.Array,
     Leng et al. 2022, "PolyLoss: A Polynomial Expansion Perspective of Classification
     Loss Functions", eq. 2 (Poly-1).
   """
-  import optax
   _check_shapes(logits, labels, "polyloss")
-  return optax.losses.poly_loss_cross_entropy(logits, labels, epsilon=epsilon)
+  logits, labels, out = core.upcast(logits, labels)
+  ce = -core.xlogy_sum(labels, core.log_softmax(logits))
+  pt = jnp.sum(labels * core.softmax(logits), axis=-1)
+  return (ce + epsilon * (1.0 - pt)).astype(out)
 
 
 def mse(logits: jax.Array, labels: jax.Array, class_reduction: str = "mean") -> jax.Array:
@@ -121,7 +155,7 @@ def mse(logits: jax.Array, labels: jax.Array, class_reduction: str = "mean") -> 
   References:
     Dissertation ch. 6 (MSE in the learning-rule analysis, eq. 6.38 ff.).
   """
-  return _glo_form(lambda x, y, log_y, z: -jnp.square(x - y), logits, labels,
+  return _glo_form(lambda x, y: -jnp.square(x - y), logits, labels,
                    class_reduction, "mse")
 
 
@@ -147,8 +181,7 @@ def baikal(logits: jax.Array, labels: jax.Array, class_reduction: str = "mean") 
   References:
     Gonzalez & Miikkulainen 2020 (GLO), eq. (1); dissertation eq. 4.1.
   """
-  return _glo_form(lambda x, y, log_y, z: log_y - x / y, logits, labels,
-                   class_reduction, "baikal")
+  return _tree_form(BAIKAL_TREE, logits, labels, class_reduction, "baikal")
 
 
 def baikal_cma(logits: jax.Array, labels: jax.Array,
@@ -175,10 +208,7 @@ def baikal_cma(logits: jax.Array, labels: jax.Array,
   References:
     GLO paper eq. (2); dissertation eq. 4.2.
   """
-  c0, c1, c2, c3, c4, c5 = BAIKAL_CMA_COEFFICIENTS
-  # log(c2 y) = log(c2) + log(y); c2 > 0.
-  terms = lambda x, y, log_y, z: c0 * (c1 * (jnp.log(c2) + log_y) - c3 * (c4 * x) / (c5 * y))
-  return _glo_form(terms, logits, labels, class_reduction, "baikal_cma")
+  return _tree_form(_baikal_cma_tree(), logits, labels, class_reduction, "baikal_cma")
 
 
 def fast_logit(logits: jax.Array, labels: jax.Array,
@@ -203,8 +233,7 @@ def fast_logit(logits: jax.Array, labels: jax.Array,
   References:
     Dissertation §4.4, eq. 4.5.
   """
-  terms = lambda x, y, log_y, z: (z - x) * (x / y - (z + 2.0))
-  return _glo_form(terms, logits, labels, class_reduction, "fast_logit")
+  return _tree_form(FAST_LOGIT_TREE, logits, labels, class_reduction, "fast_logit")
 
 
 def _nlfs_scaled(x, y):
@@ -246,7 +275,7 @@ def neuroloss1(logits: jax.Array, labels: jax.Array,
   References:
     Morgan & Hougen 2024 (NLFS), Table 5 (NL1), ε from Tables 1–2.
   """
-  def terms(x, y, log_y, z):
+  def terms(x, y):
     a = _nlfs_scaled(x, y)
     return jnp.log(jnp.abs(a) + NLFS_EPSILON) + a
   return _glo_form(terms, logits, labels, class_reduction, "neuroloss1")
@@ -274,7 +303,7 @@ def neuroloss2(logits: jax.Array, labels: jax.Array,
   References:
     NLFS paper, Table 5 (NL2).
   """
-  def terms(x, y, log_y, z):
+  def terms(x, y):
     a = _nlfs_scaled(x, y)
     return jnp.log10(jnp.abs(a) + NLFS_EPSILON) + jnp.sin(a)
   return _glo_form(terms, logits, labels, class_reduction, "neuroloss2")
@@ -303,7 +332,7 @@ def neuroloss3(logits: jax.Array, labels: jax.Array,
   References:
     NLFS paper, Table 5 (NL3).
   """
-  def terms(x, y, log_y, z):
+  def terms(x, y):
     a = _nlfs_scaled(x, y)
     return (jnp.log(jnp.abs(a) + NLFS_EPSILON)
             + jnp.minimum(x, y / (x + NLFS_EPSILON)))
@@ -334,7 +363,7 @@ def bessel(logits: jax.Array, labels: jax.Array, class_reduction: str = "mean") 
   References:
     NLFS paper, §3.6.
   """
-  def terms(x, y, log_y, z):
+  def terms(x, y):
     b = jax.scipy.special.i0e(y)
     return -(jnp.minimum(b, x) + b)
   return _glo_form(terms, logits, labels, class_reduction, "bessel")

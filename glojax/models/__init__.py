@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from glojax.models.pooling import relu_max_pool
+
 
 class MLP(nn.Module):
   """Multilayer perceptron on flattened images (ReLU hidden layers)."""
@@ -34,15 +36,14 @@ class SmallCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     for f in self.features:
-      x = nn.relu(nn.Conv(f, (3, 3))(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = relu_max_pool(nn.Conv(f, (3, 3))(x), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.dense)(x))
     return nn.Dense(self.num_classes)(x)
 
 
 class MnistCNN(nn.Module):
-  """The GLO/TaylorGLO papers' MNIST basic CNN (SPEC §8).
+  """The GLO/TaylorGLO papers' MNIST basic CNN (``docs/models_and_data.md``).
 
   conv 5×5·32 → max-pool 2×2 → conv 5×5·64 → max-pool 2×2 → fc 1024 → dropout 0.4 →
   fc ``num_classes``; ReLU activations, 'SAME' padding (the TensorFlow tutorial model
@@ -55,10 +56,8 @@ class MnistCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.relu(nn.Conv(32, (5, 5))(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    x = nn.relu(nn.Conv(64, (5, 5))(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(32, (5, 5))(x), (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(64, (5, 5))(x), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(1024)(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -141,7 +140,7 @@ def has_batch_norm(model: nn.Module, image_shape: tuple[int, ...]) -> bool:
   return "batch_stats" in variables
 
 
-# The CIFAR model zoo (SPEC §8), registered after the helpers above exist.
+# The CIFAR model zoo (docs/models_and_data.md), registered after the helpers above exist.
 from glojax.models import cifar as _cifar  # noqa: E402
 from glojax.models import pyramidnet as _pyramidnet  # noqa: E402
 from glojax.models import resnet as _resnet  # noqa: E402

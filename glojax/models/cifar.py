@@ -11,6 +11,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from glojax.models.pooling import max_pool, relu_max_pool
+
 
 def local_response_norm(x, depth_radius: int = 4, bias: float = 1.0,
                         alpha: float = 0.001 / 9.0, beta: float = 0.75):
@@ -52,12 +54,11 @@ class GloCifarCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.relu(nn.Conv(64, (5, 5))(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    x = relu_max_pool(nn.Conv(64, (5, 5))(x), (3, 3), strides=(2, 2), padding="SAME")
     x = local_response_norm(x)
     x = nn.relu(nn.Conv(64, (5, 5))(x))
     x = local_response_norm(x)
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    x = max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(384)(x))
     x = nn.Dense(192)(x)
@@ -79,14 +80,12 @@ class AlexNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.relu(nn.Conv(64, (11, 11), strides=(4, 4), padding=5)(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    x = nn.relu(nn.Conv(192, (5, 5), padding=2)(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(64, (11, 11), strides=(4, 4), padding=5)(x), (2, 2),
+                      strides=(2, 2))
+    x = relu_max_pool(nn.Conv(192, (5, 5), padding=2)(x), (2, 2), strides=(2, 2))
     x = nn.relu(nn.Conv(384, (3, 3), padding=1)(x))
     x = nn.relu(nn.Conv(256, (3, 3), padding=1)(x))
-    x = nn.relu(nn.Conv(256, (3, 3), padding=1)(x))
-    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = relu_max_pool(nn.Conv(256, (3, 3), padding=1)(x), (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     return nn.Dense(self.num_classes)(x)
 

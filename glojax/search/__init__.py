@@ -2,7 +2,7 @@
 
 :data:`SEARCHES` is the registry: name → ``"module:Class"`` of a
 :class:`glojax.search.driver.Search`. A new search adds its line here (and a test case
-in ``tests/search/conftest.py``); the parametrized tests then cover it.
+in ``tests/search/search_cases.py``); the parametrized tests then cover it.
 """
 
 import importlib
@@ -10,6 +10,7 @@ import importlib
 SEARCHES = {
     "taylorglo": "glojax.search.taylorglo:TaylorGLO",
     "glo": "glojax.search.glo:GLO",
+    "gan": "glojax.gan.search:GanSearch",
 }
 
 

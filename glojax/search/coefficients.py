@@ -2,8 +2,8 @@
 
 GLO paper §III-B: each of the best ``coefficients.num_trees`` trees gets one
 coefficient per node, absorbable ones pruned (:mod:`glojax.expr.coefficients`), tuned
-by (μ/μ_w, λ)-CMA-ES (evosax ``CMA_ES``; σ = 1.5, λ = 32, 35 generations, mean at all
-ones). A tree's CMA-ES candidates differ only in traced program constants, so every
+by (μ/μ_w, λ)-CMA-ES (evosax ``CMA_ES`` under the project's ES policy,
+:mod:`glojax.search.es`; σ = 1.5, λ = 32, 35 generations, mean at all ones). A tree's CMA-ES candidates differ only in traced program constants, so every
 generation trains as one compiled call.
 
 :class:`CoefState` is this phase's part of GLO's search state; :func:`step` is one
@@ -24,9 +24,10 @@ from glojax import config as config_lib
 from glojax.expr import coefficients as coef_lib
 from glojax.expr import program as program_lib
 from glojax.expr import tree as tree_lib
-from glojax.search import common, ga
+from glojax.search import es as es_lib
+from glojax.search import ga
 
-FLAT_ACTIONS = ("skip_tell", "tell")
+FLAT_ACTIONS = es_lib.FLAT_ACTIONS
 # The key index of tree j's CMA-ES generation g is KEY_OFFSET * (j + 1) + g: after
 # every GA generation.
 KEY_OFFSET = 1_000_000
@@ -44,8 +45,12 @@ class CoefficientsConfig(config_lib.Section):
     generations: CMA-ES generations per tree.
     sigma: initial CMA-ES step size (mean: all ones).
     prune: drop coefficients another coefficient absorbs.
+    recombination: ``"positive"`` (the paper's (μ/μ_w, λ) weights) or ``"active"``
+      (evosax's negative weights); :mod:`glojax.search.es`.
+    ties: ``"random"`` (failed and tied candidates ranked in random order: they do
+      not shrink σ) or ``"average"`` (evosax's averaged ranks).
     flat_action: ``"skip_tell"`` keeps the CMA-ES state when every candidate scores
-      the same (no σ collapse), ``"tell"`` updates it anyway.
+      the same, ``"tell"`` updates it anyway.
   """
   enabled: bool = True
   num_trees: int = 1
@@ -53,6 +58,8 @@ class CoefficientsConfig(config_lib.Section):
   generations: int = 35
   sigma: float = 1.5
   prune: bool = True
+  recombination: str = "positive"
+  ties: str = "random"
   flat_action: str = "skip_tell"
 
   def __post_init__(self):
@@ -62,7 +69,17 @@ class CoefficientsConfig(config_lib.Section):
     config_lib.check_int(self, "generations", 0)
     config_lib.check_number(self, "sigma", low=0.0, low_open=True)
     config_lib.check_bool(self, "prune")
+    config_lib.check_choice(self, "recombination", es_lib.RECOMBINATIONS)
+    config_lib.check_choice(self, "ties", es_lib.TIE_POLICIES)
     config_lib.check_choice(self, "flat_action", FLAT_ACTIONS)
+
+  @property
+  def policy(self) -> es_lib.Policy:
+    return es_lib.Policy(self.recombination, self.ties, self.flat_action)
+
+  def cma(self, num_dims: int) -> es_lib.CMAES:
+    """The CMA-ES of a tree with ``num_dims`` coefficients."""
+    return es_lib.CMAES(num_dims, self.population_size, self.sigma, self.policy)
 
 
 class CoefState(NamedTuple):
@@ -90,8 +107,7 @@ class CoefState(NamedTuple):
 
   @classmethod
   def empty(cls, max_len: int, config: CoefficientsConfig) -> "CoefState":
-    es, params = common.cma_es(config.population_size, 1, config.sigma)
-    placeholder = es.init(jax.random.PRNGKey(0), jnp.ones(1, jnp.float32), params)
+    placeholder = config.cma(1).init(jax.random.PRNGKey(0), 1.0)
     return cls.start([], [], max_len, placeholder)
 
   @classmethod
@@ -139,21 +155,19 @@ def step(state: CoefState, key: jax.Array, *, config: CoefficientsConfig, evalua
   j, g = state.tree_index, state.generation
   tree = tree_lib.parse(str(state.trees[j]))
   indices = coef_lib.coefficient_indices(tree, prune=config.prune)
-  es, params = common.cma_es(config.population_size, len(indices), config.sigma)
+  cma = config.cma(len(indices))
   es_state = state.es
   if g == 0:
-    es_state = es.init(jax.random.fold_in(key, _PURPOSE_INIT),
-                       jnp.ones(len(indices), jnp.float32), params)
-  coefs, es_state = es.ask(jax.random.fold_in(key, _PURPOSE_ASK), es_state, params)
+    es_state = cma.init(jax.random.fold_in(key, _PURPOSE_INIT), 1.0)
+  coefs, es_state = cma.ask(jax.random.fold_in(key, _PURPOSE_ASK), es_state)
   programs = coefficient_programs(tree, indices, coefs, evaluator.max_len,
                                   evaluator.stack_depth)
   fitness, failed, seconds = evaluator.train_programs(
       programs, jax.random.fold_in(key, _PURPOSE_TRAIN))
-  flat = bool(np.all(fitness == fitness[0]))
-  told = not (flat and config.flat_action == "skip_tell")
-  if told:
-    es_state, _ = es.tell(jax.random.fold_in(key, _PURPOSE_TELL), coefs,
-                          common.to_minimization(fitness), es_state, params)
+  # Failed and tied candidates and flat generations follow the ES policy (es.py).
+  es_state, info = cma.tell(jax.random.fold_in(key, _PURPOSE_TELL), coefs, fitness,
+                            es_state)
+  flat, told = info.flat, info.told
   i = int(np.argmax(fitness))
   best_fitness, best_coefficients = state.best_fitness, state.best_coefficients
   if fitness[i] > best_fitness[j]:
@@ -173,7 +187,7 @@ def step(state: CoefState, key: jax.Array, *, config: CoefficientsConfig, evalua
   record = {"phase": "cma", "tree": str(state.trees[j]), "generation": g,
             "fitness": fitness.tolist(), **ga.summary(fitness),
             "best_coefficients": np.asarray(coefs[i]).tolist(),
-            "best_ever": float(best_fitness[j]), "sigma": float(es_state.std),
+            "best_ever": float(best_fitness[j]), "sigma": cma.sigma(es_state),
             "flat": flat, "told": told, "trained": len(fitness),
             "wall_time_s": time.time() - t0}
   return state, record, {"trained": len(fitness), "failed": failed,

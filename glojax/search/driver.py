@@ -17,7 +17,8 @@ and the state is checkpointed whole. :func:`run` then does for every search:
 4. the loop: ``step`` until ``done``; after each step the state is checkpointed, its
    record appended to ``log.jsonl`` and a progress line printed;
 5. ``finalize`` (results files), then the final protocol hook
-   (:mod:`glojax.search.final`) on the losses ``final_losses`` names.
+   (:mod:`glojax.search.final`) on the losses ``final_losses`` names, against the
+   ``final.baselines`` (a tuned baseline gets the budget ``final_tuning`` reports).
 
 Step ``i``'s key is ``fold_in(PRNGKey(seed), key_index(state))``: a pure function of
 the seed and the position in the search, so a resumed run draws exactly what the
@@ -37,6 +38,7 @@ import ml_collections
 
 from glojax import config as config_lib
 from glojax import workdir as workdir_lib
+from glojax.search import baselines as baselines_lib
 from glojax.search import final as final_lib
 from glojax.train import protocol
 from glojax.train.population import STRATEGIES
@@ -102,7 +104,12 @@ class Problem:
     from glojax import data as data_lib
     from glojax import models as models_lib
     d, m = config.dataset, config.model
-    dataset = data_lib.load(d.name, seed=d.seed, **d.options)
+    key = workdir_lib.dumps(d)
+    if key not in _DATASETS:  # runs in one process (notebooks, tests) load data once
+      if len(_DATASETS) >= _MAX_DATASETS:
+        _DATASETS.pop(next(iter(_DATASETS)))
+      _DATASETS[key] = data_lib.load(d.name, seed=d.seed, **d.options)
+    dataset = _DATASETS[key]
     try:
       model = models_lib.get(m.name, num_classes=dataset.num_classes, **m.options)
     except (TypeError, ValueError) as e:
@@ -140,6 +147,8 @@ class Problem:
 
 _TRAINERS: dict[str, Trainer] = {}
 _MAX_TRAINERS = 4
+_DATASETS: dict = {}
+_MAX_DATASETS = 2
 
 
 def _model_error(model: config_lib.ModelConfig, e: Exception) -> ValueError:
@@ -227,6 +236,20 @@ class Search(abc.ABC):
     """Population strategy of the final protocol's runs."""
     return getattr(getattr(self.config, "search", None), "strategy", "auto")
 
+  def final_tuning(self, state, results: dict) -> baselines_lib.TuningContext:
+    """What ``@tuned`` baselines of the final protocol get from this search
+    (:mod:`glojax.search.baselines`): the number of partial trainings it ran
+    (default ``results["trainings"]``, else ``search.population_size ×
+    search.generations``), its population size, NaN retries and ES policy."""
+    s = getattr(self.config, "search", None)
+    budget = results.get("trainings")
+    if budget is None and hasattr(s, "population_size") and hasattr(s, "generations"):
+      budget = s.population_size * s.generations
+    return baselines_lib.TuningContext(
+        budget=budget,
+        population_size=getattr(s, "population_size", 20),
+        nan_retries=getattr(s, "nan_retries", 0), seed=self.config.seed)
+
 
 # ---- the driver -----------------------------------------------------------------------
 
@@ -283,7 +306,7 @@ def run(search_class: type[Search], config, workdir: str, *, log: Log = print,
   if losses is not None and typed.final.enabled:
     results["final"] = final_lib.run(typed.final, *losses, problem=search.problem,
                                      strategy=search.final_strategy(), workdir=workdir,
-                                     log=log)
+                                     log=log, tuning=search.final_tuning(state, results))
   return results
 
 

@@ -6,7 +6,8 @@ GLO paper §III (Gonzalez & Miikkulainen, CEC 2020; dissertation ch. 4):
    depth-≤2 initial trees, population 80, 6 elites, roulette selection, subtree
    crossover (p = 0.8, both children kept), four bottom-up mutations
    (:mod:`glojax.search.ga`). Fitness is validation accuracy after a partial
-   training; trees without both ``x`` and ``y`` get 0 without training, NaN training
+   training; trees that do not depend on ``x`` and on ``y`` (or ``logits``) get 0
+   without training (:func:`glojax.expr.canonical.trainability_error`), NaN training
    gets 0, and fitness is cached under the tree's sympy canonical form
    (:mod:`glojax.expr.canonical`), so equivalent trees train once.
 2. **Coefficients.** The best tree(s) get one coefficient per node, absorbable ones
@@ -41,6 +42,7 @@ from glojax.expr import program as program_lib
 from glojax.expr import tree as tree_lib
 from glojax.expr import variation
 from glojax.search import coefficients as coef_phase
+from glojax.search import baselines as baselines_lib
 from glojax.search import common, driver, ga
 from glojax.train import protocol
 from glojax.train.population import evaluate_population
@@ -68,6 +70,10 @@ class SearchConfig(config_lib.Section):
     simplify_max_size: see :func:`glojax.expr.canonical.canonical`.
     baseline_repeats: cross-entropy trained with the same fitness protocol, for
       reference (0: none).
+    plateau_generations: stop the GA once its best fitness has not improved for this
+      many generations (the paper ran "up to 100 generations" and stopped when the
+      top candidate's performance plateaued, judged by eye; dissertation §4.1). 0
+      (default): always run ``generations``, a fixed and reproducible budget.
   """
   population_size: int = 80
   generations: int = 100
@@ -84,6 +90,7 @@ class SearchConfig(config_lib.Section):
   nan_retries: int = 0
   simplify_max_size: int = 25
   baseline_repeats: int = 4
+  plateau_generations: int = 0
 
   def __post_init__(self):
     check = functools.partial(config_lib.check_int, self)
@@ -93,7 +100,8 @@ class SearchConfig(config_lib.Section):
         self.population_size, int) else None, why=" (smaller than population_size)")
     for name, low in (("init_max_depth", 0), ("max_len", 1), ("stack_depth", 2),
                       ("batch_candidates", 0), ("nan_retries", 0),
-                      ("simplify_max_size", 0), ("baseline_repeats", 0)):
+                      ("simplify_max_size", 0), ("baseline_repeats", 0),
+                      ("plateau_generations", 0)):
       check(name, low)
     config_lib.check_number(self, "crossover_probability", low=0.0, high=1.0)
     config_lib.check_bool(self, "allow_logits")
@@ -194,13 +202,11 @@ class Evaluator:
     if tree_lib.size(tree) > self.max_len or \
         program_lib.required_stack(tree) > self.stack_depth:
       return "too_large", None
-    if not {"x", "y"} <= tree_lib.variables(tree):
+    # One validity rule for GLO and glojax.losses.get (read semantically: x - x + y
+    # does not depend on x).
+    if canonical_lib.trainability_error(tree, self.simplify_max_size) is not None:
       return "invalid", None
-    key = canonical_lib.canonical(tree, self.simplify_max_size)
-    # x - x + y has an x but does not depend on it: same rule, read semantically.
-    if not {"x", "y"} <= canonical_lib.canonical_variables(tree, self.simplify_max_size):
-      return "invalid", key
-    return "ok", key
+    return "ok", canonical_lib.canonical(tree, self.simplify_max_size)
 
   def fitness(self, trees: list, key: jax.Array, cache: Mapping[str, float]
               ) -> tuple[np.ndarray, list[str], dict[str, float], dict]:
@@ -371,10 +377,13 @@ class GLO(driver.Search):
 
   def _ga_step(self, state: State, key: jax.Array) -> tuple[State, dict]:
     """One GA generation; the last one starts the coefficient phase."""
-    st, record = ga.step(state.ga, key, seed=self.config.seed, config=self.config.search,
+    s = self.config.search
+    st, record = ga.step(state.ga, key, seed=self.config.seed, config=s,
                          evaluator=self.evaluator, primitives=self.primitives)
     state = state._replace(ga=st)
-    if st.generation == self.config.search.generations:
+    if st.generation < s.generations and plateaued(st, s.plateau_generations):
+      record["stopped_on_plateau"] = True
+    if st.generation == s.generations or record.get("stopped_on_plateau"):
       state = self._start_coefficients(state)
     return state, record
 
@@ -408,6 +417,10 @@ class GLO(driver.Search):
             f"{r['best_ever']:.4f}  trained {r['trained']}  hits {r['hits']}  invalid "
             f"{r['invalid'] + r['too_large']}  failed {r['failed']}  "
             f"{r['wall_time_s']:.1f}s  best: {r['best_tree']}")
+    if r.get("stopped_on_plateau"):
+      line += (f"\nGA stopped after {r['generation'] + 1} generations: the best fitness "
+               f"has not improved since generation {state.ga.best_generation + 1} "
+               f"(search.plateau_generations={self.config.search.plateau_generations})")
     if state.phase != "ga" and not state.coef.tree_fitness[0] > 0:
       line += ("\nno tree reached a fitness above 0: nothing to tune; best_loss.txt = "
                "best tree")
@@ -422,7 +435,7 @@ class GLO(driver.Search):
     out = {"best_tree": None, "best_tree_fitness": st.best_fitness, "best_loss": None,
            "best_loss_fitness": None,
            "baseline_fitness": float(baseline.mean()) if baseline.size else None,
-           "generations": s.generations, "confirm": None, "final": None}
+           "generations": st.generation, "confirm": None, "final": None}
     counters = st.counters._asdict()
     if st.best_generation < 0:
       log("no generation was run (search.generations = 0); nothing to report")
@@ -481,6 +494,15 @@ class GLO(driver.Search):
       runs[name] = stats(self.evaluator.train_programs(programs, key)[0])
     return {"repeats": n, **runs, "cross_entropy": stats(baseline.tolist())}
 
+  def final_tuning(self, state: State, results: dict) -> baselines_lib.TuningContext:
+    """Tuned baselines get the search's partial trainings (GA cache misses and the
+    coefficient phase) and the coefficient phase's population and ES policy."""
+    s, kc = self.config.search, self.config.coefficients
+    return baselines_lib.TuningContext(
+        budget=int(state.ga.counters.trained) or None,
+        population_size=kc.population_size, nan_retries=s.nan_retries,
+        policy=kc.policy, seed=self.config.seed)
+
   def final_losses(self, state: State, results: dict, log):
     if not (results["best_loss_fitness"] or 0) > 0:
       return None
@@ -504,6 +526,13 @@ def _confirm_line(c: dict) -> str:
           f"{c['best_tree']['std']:.4f}, best loss {c['best_loss']['mean']:.4f} ± "
           f"{c['best_loss']['std']:.4f}, cross-entropy {c['cross_entropy']['mean']:.4f}"
           f" ± {c['cross_entropy']['std']:.4f}")
+
+
+def plateaued(st: ga.GAState, patience: int) -> bool:
+  """True once the GA's best fitness has not improved for ``patience`` generations
+  (never when ``patience`` is 0)."""
+  return (patience > 0 and st.best_generation >= 0
+          and st.generation - 1 - st.best_generation >= patience)
 
 
 def default_config():

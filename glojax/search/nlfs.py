@@ -186,7 +186,7 @@ def graph_loss_fn() -> Callable:
   """The trainer's ``loss_fn(program, logits, labels)`` for graph programs."""
   return functools.partial(program_lib.program_loss,
                            stack_depth=graph_lib.PROGRAM_STACK_DEPTH, use_logits=False,
-                           op_set="nlfs")
+                           op_set="all")
 
 
 _TRAINERS: dict[str, Trainer] = {}

@@ -1,4 +1,4 @@
-"""Training across devices with ``jax.sharding`` (DESIGN.md, "Multi-device").
+"""Training across devices with ``jax.sharding`` (docs/models_and_data.md, "Multi-device").
 
 Two ways to use several devices:
 

@@ -2,7 +2,7 @@
 
 ``evaluate_population(trainer, loss_params[K, ...], keys[K]) -> PopulationResult`` trains
 every candidate with its own key and returns its fitness (validation accuracy, 0 for a
-candidate whose training produced NaN/inf). Strategies (DESIGN.md, "Vectorization"):
+candidate whose training produced NaN/inf). Strategies (measured in BENCHMARKS.md):
 
 * ``"vmap"`` — ``jit(vmap(...))`` over the candidate axis: one program for all K;
 * ``"unroll"`` — one program holding ``UNROLL_GROUP`` unbatched copies of the
@@ -284,3 +284,183 @@ def evaluate_population(trainer: Trainer,
           break
   fitness = np.where(metrics["finite"], metrics["accuracy"], 0.0).astype(np.float32)
   return PopulationResult(fitness=fitness, metrics=metrics, attempts=attempts)
+
+
+# ---- training from given states (population-based training) -----------------------
+#
+# EPBT/PBT keep a population of networks alive across generations: each member goes on
+# training from its own weights and optimizer state. These functions are the building
+# blocks for that, on a stacked TrainState (every leaf has a leading member axis K),
+# with the same strategies as evaluate_population.
+
+_STATE_STRATEGIES = ("auto", "vmap", "unroll", "sequential")
+
+
+def _state_mode(strategy: str, model_name: Optional[str]) -> str:
+  strategy = resolve_strategy(strategy, model_name)
+  if strategy not in _STATE_STRATEGIES:
+    raise ValueError(f"strategy {strategy!r} is not supported for training from given "
+                     f"states; use one of {_STATE_STRATEGIES}")
+  return strategy
+
+
+def _num_members(states) -> int:
+  return int(jnp.shape(states.step)[0]) if jnp.ndim(states.step) == 1 else -1
+
+
+def _grouped(fn, mode: str, k: int, *trees):
+  """Applies ``fn`` to members in the groups ``mode`` runs (all at once for ``vmap``;
+  ``UNROLL_GROUP`` at a time for ``unroll``, the last group padded with copies of its
+  first member; one at a time for ``sequential``) and stacks the results."""
+  if mode == "vmap":
+    return fn(*trees)
+  group = min(UNROLL_GROUP, k) if mode == "unroll" else 1
+  outs = []
+  for start in range(0, k, group):
+    idx = np.arange(start, min(start + group, k))
+    padded = np.concatenate([idx, np.full(group - idx.size, idx[0])])
+    sel = padded if mode == "unroll" else idx[0]
+    out = fn(*[_take(t, sel) for t in trees])
+    outs.append(jax.tree_util.tree_map(lambda a: a[:idx.size], out) if mode == "unroll"
+                else jax.tree_util.tree_map(lambda a: a[None], out))
+  return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *outs)
+
+
+def init_population(trainer: Trainer, keys: jax.Array):
+  """Fresh training states for K members: ``trainer.init`` of each key, stacked.
+
+  Args:
+    trainer: the :class:`~glojax.train.trainer.Trainer`.
+    keys: ``uint32[K, 2]`` PRNG keys (member ``i`` gets exactly ``trainer.init(keys[i])``).
+
+  Returns:
+    A :class:`~glojax.train.trainer.TrainState` whose leaves have a leading axis K.
+
+  Raises:
+    ValueError: for keys that are not ``uint32[K, 2]``.
+  """
+  keys = jnp.asarray(keys)
+  if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
+    raise ValueError(f"keys must be uint32[K, 2] raw PRNG keys (jax.random.PRNGKey), "
+                     f"got {keys.dtype}{tuple(keys.shape)}")
+  return programs(trainer, "vmap").init(keys)
+
+
+def _steps_program(progs: Programs, num_steps: int) -> Callable:
+  """``(state, loss_params, data) -> state`` running ``num_steps`` steps as one
+  ``lax.scan`` over chunks of ``steps_per_call`` (the ``"scan"`` loop)."""
+  key = ("steps", num_steps)
+  if key not in progs._chunks:
+    t = progs.trainer
+    chunk = t.config.steps_per_call
+    n_chunks, rest = divmod(num_steps, chunk)
+
+    def run(state, loss_params, data):
+      def body(s, _):
+        return t.train_chunk(s, loss_params, data, chunk), None
+      state, _ = jax.lax.scan(body, state, None, length=n_chunks)
+      return t.train_chunk(state, loss_params, data, rest)
+    progs._chunks[key] = jax.jit(progs._vm(run, (0, 0, None)))
+  return progs._chunks[key]
+
+
+def train_population_from(trainer: Trainer, states, loss_params: Any, num_steps: int, *,
+                          strategy: str = "auto", model_name: Optional[str] = None,
+                          progress: Optional[Callable[[int, int], None]] = None):
+  """Trains every member ``num_steps`` more steps from its own state.
+
+  Each member continues from its weights, optimizer state (step count, momentum,
+  learning-rate schedule position) and PRNG key, exactly as if its training had never
+  stopped: ``train_population_from(s, θ, a)`` then ``b`` steps equals ``a + b`` steps.
+
+  Args:
+    trainer: the :class:`~glojax.train.trainer.Trainer` (model, data, loss, optimizer).
+    states: a stacked :class:`~glojax.train.trainer.TrainState` (leading axis K), e.g.
+      from :func:`init_population` or a previous call.
+    loss_params: pytree with leading axis K (e.g. TaylorGLO ``theta: float32[K, 8]``;
+      ``float32[K, 0]`` for cross-entropy).
+    num_steps: optimizer steps to take (``int ≥ 0``; each distinct count compiles once).
+    strategy: ``"auto"`` (unroll groups on CPU, vmap on accelerators), ``"vmap"``,
+      ``"unroll"`` or ``"sequential"`` (see :func:`evaluate_population`); every strategy
+      gives the same result up to float reduction order.
+    model_name: registry name of the model (for ``"auto"``).
+    progress: optional ``progress(steps_done, num_steps)`` callback (python loop only).
+
+  Returns:
+    The new stacked ``TrainState``. ``finite`` stays False for a member that ever saw
+    a non-finite loss or gradient; members are independent, so a NaN in one never
+    touches another.
+
+  Raises:
+    ValueError: for an unsupported strategy, a negative ``num_steps``, or leading axes
+      that disagree.
+  """
+  mode = _state_mode(strategy, model_name)
+  if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) \
+      or num_steps < 0:
+    raise ValueError(f"num_steps must be an integer >= 0, got {num_steps!r}")
+  k = _num_members(states)
+  leaves = jax.tree_util.tree_leaves(loss_params)
+  bad = [tuple(jnp.shape(x)) for x in leaves if jnp.ndim(x) == 0 or jnp.shape(x)[0] != k]
+  if k < 1 or bad:
+    raise ValueError(f"states need a leading member axis K and every loss_params leaf "
+                     f"the same (K={k}); got loss_params leaf shapes {bad}")
+  if num_steps == 0:
+    return states
+  progs = programs(trainer, "single" if mode == "sequential" else mode)
+  t = trainer
+
+  def run(s, lp):
+    if t.loop == "scan":
+      return _steps_program(progs, num_steps)(s, lp, t.data)
+    done = 0
+    while done < num_steps:
+      n = min(t.config.steps_per_call, num_steps - done)
+      s = progs.chunk(n)(s, lp, t.data)
+      done += n
+      if progress is not None and mode == "vmap":
+        progress(done, num_steps)
+    return s
+
+  return _grouped(run, mode, k, states, jax.tree_util.tree_map(jnp.asarray, loss_params))
+
+
+def evaluate_states(trainer: Trainer, states, split: str = "validation", *,
+                    strategy: str = "auto", model_name: Optional[str] = None) -> dict:
+  """Accuracy and cross-entropy of every member's current network on ``split``.
+
+  Args:
+    trainer: the :class:`~glojax.train.trainer.Trainer`.
+    states: a stacked :class:`~glojax.train.trainer.TrainState` (leading axis K).
+    split: ``"validation"``, ``"test"`` or ``"train"``.
+    strategy, model_name: as in :func:`train_population_from`.
+
+  Returns:
+    dict of NumPy ``[K]`` arrays: ``accuracy`` (fraction in [0, 1]), ``loss`` (mean
+    cross-entropy on ``split``, nats), ``finite`` (bool: training never produced
+    NaN/inf and the weights and logits are finite).
+
+  Raises:
+    ValueError: for an unknown split or strategy.
+  """
+  mode = _state_mode(strategy, model_name)
+  progs = programs(trainer, "single" if mode == "sequential" else mode)
+  batches = progs.eval_batches(split)
+  k = _num_members(states)
+  n_examples = len(getattr(trainer.dataset, split))
+
+  def run(s):
+    correct = ce_sum = 0.0
+    finite_logits = True
+    for images, labels, mask in batches:
+      out = progs.eval_batch(s, images, labels, mask)
+      correct = correct + out["correct"]
+      ce_sum = ce_sum + out["ce_sum"]
+      finite_logits = finite_logits & out["finite_logits"]
+    finite = s.finite & progs.params_finite(s.params) & finite_logits
+    return {"correct": correct, "ce_sum": ce_sum, "finite": finite}
+
+  out = _grouped(run, mode, k, states)
+  return {"accuracy": np.array(out["correct"], np.float32) / n_examples,
+          "loss": np.array(out["ce_sum"], np.float32) / n_examples,
+          "finite": np.array(out["finite"], bool)}

@@ -17,7 +17,7 @@ as accuracy 0, which would mix "diverged" into "trained badly".
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +31,17 @@ from glojax.train.trainer import Trainer
 
 @dataclasses.dataclass
 class LossUnderTest:
-  """A named loss for the protocol: ``loss_fn(loss_params, logits, labels)`` + params."""
+  """A named loss for the protocol: ``loss_fn(loss_params, logits, labels)`` + params.
+
+  ``loss_params`` may be a :class:`~glojax.train.trainer.ScaledLearningRate` (the loss
+  trains at its own learning rate); ``learning_rate`` is then the rate it trains at,
+  for the table (None: the train config's).
+  """
   name: str
   loss_fn: Callable
   loss_params: Any
   spec: str = ""
+  learning_rate: Optional[float] = None
 
 
 def _progress_printer(name: str, log: Callable[[str], None]):
@@ -163,4 +169,99 @@ def format_table(result: dict) -> str:
              "not significant")
   lines.append(f"Welch t-test ({c['name']} {sign} {b['name']}): t = {w['t']:.3f}, "
                f"dof = {w['dof']:.1f}, p = {w['p']:.4g} ({verdict} at 0.05)")
+  return "\n".join(lines)
+
+
+def compare_all(candidate: LossUnderTest, baselines: Sequence[LossUnderTest], *, model,
+                dataset, train_config, repeats: int = 10, seed: int = 0,
+                strategy: str = "auto", model_name: Optional[str] = None,
+                alternative: str = "greater", retries: int = DEFAULT_RETRIES,
+                log: Callable[[str], None] = print,
+                make_trainer: Callable[..., Trainer] = Trainer) -> dict:
+  """Trains ``candidate`` and every baseline ``repeats`` times; Welch's test vs each.
+
+  Every loss uses the same ``repeats`` PRNG keys (same initial weights and batch order
+  per run index), the test split and the failed-run rule (module docstring), as
+  :func:`compare`.
+
+  Args:
+    candidate: the loss under test.
+    baselines: one or more comparison losses (names must be distinct).
+    model, dataset, train_config, repeats, seed, strategy, model_name, alternative,
+      retries, log: as for :func:`compare`.
+    make_trainer: ``(model, dataset, loss_fn, train_config) -> Trainer`` (a caching
+      factory lets reruns in one process skip compiling). Losses sharing a
+      ``loss_fn`` share one trainer.
+
+  Returns:
+    JSON-able dict: ``"candidate"`` and ``"baselines"`` (list) rows ``{"name", "spec",
+    "learning_rate", "runs", "mean", "std", "failed"}`` (:func:`summarize`);
+    ``"comparisons"``: per baseline ``{"baseline", "t", "dof", "p", "alternative"}``
+    (candidate vs that baseline, :func:`welch`); ``"repeats"``, ``"steps"``. For
+    readers of :func:`compare`'s format, ``"baseline"`` and ``"welch"`` repeat the first
+    baseline's row and test.
+
+  Raises:
+    ValueError: if ``repeats < 2``, ``alternative`` is unknown, no baseline is given or
+      two losses share a name.
+  """
+  if alternative not in ("greater", "less", "two-sided"):
+    raise ValueError(f"alternative={alternative!r} is not one of "
+                     f"('greater', 'less', 'two-sided')")
+  if repeats < 2:
+    raise ValueError(f"final protocol needs repeats ≥ 2 for the t-test, got {repeats}")
+  names = [candidate.name] + [b.name for b in baselines]
+  if not baselines or len(set(names)) != len(names):
+    raise ValueError(f"compare_all needs ≥ 1 baseline and distinct names, got {names}")
+  keys = jax.random.split(jax.random.PRNGKey(seed), repeats)
+  rows = []
+  trainers: dict[int, Trainer] = {}
+  for loss in (candidate, *baselines):
+    if id(loss.loss_fn) not in trainers:
+      trainers[id(loss.loss_fn)] = make_trainer(model, dataset, loss.loss_fn, train_config)
+    params = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(jnp.asarray(a), (repeats,) + jnp.shape(a)),
+        loss.loss_params)
+    lr = train_config.learning_rate if loss.learning_rate is None else loss.learning_rate
+    log(f"final protocol: training {loss.name} (lr {lr:.4g}) {repeats}× for "
+        f"{train_config.steps} steps")
+    result = evaluate_population(trainers[id(loss.loss_fn)], params, keys,
+                                 strategy=strategy, split="test", model_name=model_name,
+                                 nan_retries=retries,
+                                 progress=_progress_printer(loss.name, log))
+    row = {"name": loss.name, "spec": loss.spec, "learning_rate": float(lr),
+           **summarize(result.fitness, result.metrics["finite"])}
+    if row["failed"]:
+      log(f"final protocol: {row['failed']} of {repeats} {loss.name} runs failed "
+          f"(NaN/inf) after {retries} reruns each; left out of the statistics")
+    rows.append(row)
+  comparisons = [{"baseline": b["name"], **welch(rows[0]["runs"], b["runs"], alternative)}
+                 for b in rows[1:]]
+  return {"candidate": rows[0], "baselines": rows[1:], "comparisons": comparisons,
+          "baseline": rows[1], "welch": comparisons[0], "repeats": repeats,
+          "steps": train_config.steps}
+
+
+def format_comparison(result: dict) -> str:
+  """:func:`compare_all`'s result as a text table: one row per loss (learning rate,
+  mean, std, failed runs, Welch t and p of the candidate against that row)."""
+  c, rows = result["candidate"], [result["candidate"], *result["baselines"]]
+  tests = {w["baseline"]: w for w in result["comparisons"]}
+  sign = {"greater": ">", "less": "<", "two-sided": "≠"}[
+      result["comparisons"][0]["alternative"]]
+  width = max(max(len(r["name"]) for r in rows), 4)
+  num = lambda v, f="7.4f": f"{'n/a':>{f.split('.')[0]}}" if v is None else f"{v:{f}}"
+  lines = [f"Test accuracy after {result['steps']} steps, {result['repeats']} runs each; "
+           f"t, p: Welch's test of H1 {c['name']} {sign} that row",
+           f"{'loss':<{width}}  {'lr':>8}  {'mean':>7}  {'std':>7}  {'failed':>6}  "
+           f"{'t':>7}  {'p':>9}"]
+  for r in rows:
+    w = None if r is c else tests[r["name"]]
+    stat = ""
+    if w is not None:
+      star = " *" if w["p"] is not None and np.isfinite(w["p"]) and w["p"] < 0.05 else ""
+      stat = f"  {num(w['t'], '7.3f')}  {num(w['p'], '9.3g')}{star}"
+    lines.append(f"{r['name']:<{width}}  {r['learning_rate']:8.4g}  {num(r['mean'])}  "
+                 f"{num(r['std'])}  {r['failed']:6d}{stat}")
+  lines.append("(* significant at 0.05; failed runs are left out of mean, std and test)")
   return "\n".join(lines)

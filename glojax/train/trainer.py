@@ -12,7 +12,7 @@ A :class:`Trainer` binds a model, an in-memory dataset, a loss
 and :meth:`Trainer.train` composes them: ``train(loss_params, key) -> metrics`` for one
 candidate. :mod:`glojax.train.population` vectorizes the same functions over a
 population of candidates. Loss parameters are always *traced* arguments, so every
-candidate shares one compiled program (DESIGN.md, "Recompiles").
+candidate shares one compiled program.
 
 Models with batch norm keep their running statistics in ``TrainState.batch_stats``
 (updated in every training step, used in evaluation). Data augmentation
@@ -139,6 +139,27 @@ class TrainConfig(Section):
     return "python" if jax.default_backend() == "cpu" else "scan"
 
 
+class ScaledLearningRate(NamedTuple):
+  """Loss parameters with a per-candidate learning-rate multiplier.
+
+  Passing ``ScaledLearningRate(loss_params, scale)`` as a trainer's loss parameters
+  trains with ``loss_params`` and learning rate ``scale × TrainConfig.learning_rate``
+  (schedule included): the optimizer's update is multiplied by ``scale``, which for
+  every optimizer here (SGD with momentum/Nesterov/L2 weight decay, Adam, AdamW) equals
+  scaling the learning rate, since each update is the learning rate times a direction
+  that does not depend on it. ``scale`` is traced, so a population with one learning
+  rate per candidate (``scale: float32[K]``) is one compiled program — how a search
+  tunes or co-evolves the learning rate (dissertation §8, GAN section) without
+  recompiling.
+
+  Attributes:
+    loss_params: the loss's parameters (any pytree).
+    scale: ``float32[]`` learning-rate multiplier (> 0).
+  """
+  loss_params: Any
+  scale: Any
+
+
 class TrainState(NamedTuple):
   """State of one training run (a pytree; stack it for a population)."""
   params: Any
@@ -168,12 +189,16 @@ class Trainer:
     config: a :class:`TrainConfig`.
     batch_sharding: the sharding of a training batch for data-parallel training
       (:class:`glojax.train.parallel.DataParallel` sets it), or None.
+    custom_optimizer: optional optax transformation replacing the one built from
+      ``config`` (e.g. ``optax.inject_hyperparams`` for a learning rate and momentum per
+      member, as population-based training needs).
   """
   model: Any
   dataset: Dataset
   loss_fn: LossFn
   config: TrainConfig
   batch_sharding: Any = None
+  custom_optimizer: Any = None
   num_classes: int = dataclasses.field(init=False)
   optimizer: Any = dataclasses.field(init=False)
   data: dict = dataclasses.field(init=False)
@@ -186,7 +211,8 @@ class Trainer:
   def __post_init__(self):
     derived = {
         "num_classes": self.dataset.num_classes,
-        "optimizer": self._make_optimizer(self.config),
+        "optimizer": (self._make_optimizer(self.config) if self.custom_optimizer is None
+                      else self.custom_optimizer),
         # Data is passed to compiled functions as arguments (never closed over:
         # closed-over arrays become compile-time constants).
         "data": {"train_images": jnp.asarray(self.dataset.train.images),
@@ -288,9 +314,14 @@ class Trainer:
   def train_step(self, state: TrainState, loss_params: Any, data: dict) -> TrainState:
     """One optimizer step on a batch sampled (with replacement) by index from ``data``.
 
+    ``loss_params`` may be a :class:`ScaledLearningRate` (per-candidate learning rate).
+
     The batch is augmented (``config.augment``) inside the step; batch-norm statistics
     are updated from the batch.
     """
+    lr_scale = None
+    if isinstance(loss_params, ScaledLearningRate):
+      loss_params, lr_scale = loss_params
     key, batch_key, dropout_key = jax.random.split(state.key, 3)
     idx = self.batch_indices(state, batch_key, data["train_labels"].shape[0])
     images = data["train_images"][idx]
@@ -310,6 +341,9 @@ class Trainer:
 
     (loss, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    if lr_scale is not None:  # = learning rate × lr_scale (see ScaledLearningRate)
+      updates = jax.tree_util.tree_map(lambda u: u * jnp.asarray(lr_scale, u.dtype),
+                                       updates)
     params = optax.apply_updates(state.params, updates)
     grads_finite = jnp.all(jnp.asarray(
         [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))

@@ -10,7 +10,7 @@ import pytest
 
 from glojax.data import idx
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.path.join(ROOT, "experiments", "train.py")
 CONFIG = os.path.join(ROOT, "experiments", "configs", "train_quick.py")
 
@@ -107,6 +107,11 @@ def test_table51_and_glo_configs_are_valid():
   assert configs["wrn16_8_cutout"].train.augment.endswith("cutout=16")
   assert configs["pyramidnet110_a48"].dataset.name == "cifar100"
   assert configs["svhn_wrn28_5"].dataset.name == "svhn"
+  # Dissertation §3.1.2-3.1.3: every row, SVHN included, crops (2 px pad) and flips.
+  for row, c in configs.items():
+    if row != "glo":
+      assert c.train.augment.startswith("pad_crop=2,flip,normalize=per_channel"), row
+  assert configs["svhn_wrn16_8_cutout"].train.augment.endswith("cutout=20")
   assert dict(configs["allcnn_c_aux"].model.options) == {"aux_heads": True}
   with pytest.raises(ValueError, match="unknown Table 5.1 row"):
     table.get_config("vgg16")

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
+from glojax import config as config_lib
 from glojax import workdir
 from glojax.search import common, taylorglo
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_config():
@@ -79,8 +80,12 @@ def test_config_errors(tmp_path):
   c.dataset.name = "mnist_full_typo"
   with pytest.raises(ValueError, match=r"config.dataset.name='mnist_full_typo'.*mnist5k"):
     taylorglo.run(c, str(tmp_path / "a"))
-  c = tiny_config()
-  c.search.sigmaa = 2.0
+  # The locked defaults refuse the typo where it is written...
+  with pytest.raises(AttributeError, match="sigmaa"):
+    tiny_config().search.sigmaa = 2.0
+  # ...and a config given as a plain dict is checked by run().
+  c = config_lib.to_plain(tiny_config())
+  c["search"]["sigmaa"] = 2.0
   with pytest.raises(ValueError, match=r"unknown config key config.search.sigmaa; did you "
                                        r"mean \['sigma'\]"):
     taylorglo.run(c, str(tmp_path / "b"))
@@ -125,7 +130,9 @@ def test_binary_end_to_end_and_clear_errors(tmp_path):
   res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
   assert res.returncode == 0, res.stderr
   assert "gen   1/2" in res.stdout and "gen   2/2" in res.stdout
-  assert "Welch t-test (taylorglo > cross_entropy)" in res.stdout
+  assert "Welch's test of H1 taylorglo > that row" in res.stdout
+  for row in ("cross_entropy ", "cross_entropy@tuned ", "effective learning rate"):
+    assert row in res.stdout
   bad = subprocess.run(cmd[:3] + [f"--workdir={tmp_path / 'bad'}",
                                   "--config.dataset.name=cifar_typo"],
                        capture_output=True, text=True, env=env, timeout=120)
