@@ -7,7 +7,7 @@ Usage::
 
 Override any config value on the command line, e.g. ``--config.search.steps=20``.
 Rerunning the same command on the same ``--workdir`` resumes after the last finished
-step (``search.steps`` and ``elimination.*`` may change on resume). Results land in the
+step (``search.steps``, ``elimination.*`` and ``final.*`` may change on resume). Results land in the
 workdir: ``log.jsonl`` (one line per step), ``best_loss.txt`` (the best graph's ``expr:``
 spec, loadable by ``glojax.losses.get``), ``results.json`` (archive, counters, integrity
 rejections by reason), ``phenotype.png`` and ``fitness.png``. Then run the elimination

@@ -1,45 +1,40 @@
-"""NLFS search: one compiled program per batch of graphs, resume, accounting."""
+"""NLFS search on the driver: one compiled program per batch of graphs, no recompiles,
+accounting, the final protocol's candidate, config errors, elimination.
 
-import json
+Resume, damaged checkpoints, bad configs and NaN containment are the driver's
+parametrized tests (tests/search/test_driver.py, case ``nlfs``).
+"""
+
 import os
+import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glojax.expr import graph as G
-from glojax.expr import integrity as I
-from glojax.search import _legacy_common as common
-from glojax.search import nlfs
-from glojax.train.population import evaluate_population
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "search"))
+from search_cases import read_log, tiny_nlfs  # noqa: E402
+
+from glojax import losses  # noqa: E402
+from glojax.expr import graph as G  # noqa: E402
+from glojax.expr import integrity as I  # noqa: E402
+from glojax.search import driver, nlfs, nlfs_elimination  # noqa: E402
+from glojax.train.population import evaluate_population  # noqa: E402
 
 
 def tiny_config(**search):
-  c = nlfs.default_config()
-  c.model.name = "mlp"
-  c.model.options = {"hidden": (8,)}
-  c.train.steps = 8
-  c.train.batch_size = 32
-  c.train.learning_rate = 0.01
-  c.train.steps_per_call = 1        # one training step per compiled chunk: cheap compiles
-  c.initial.size = 6
-  c.initial.batch = 2
-  c.initial.early_stopping = [[4, 0.05]]
-  c.early_stopping.checks = [[4, 0.12, "reject"]]
-  c.early_stopping.train_examples = 500
-  c.search.population_size = 4
-  c.search.tournament_size = 2
-  c.search.children_per_step = 2
-  c.search.steps = 2
-  c.search.archive_size = 8
-  c.search.strategy = "sequential"
+  c = tiny_nlfs()
   c.search.update(search)
   return c
 
 
+def _search(config):
+  return nlfs.NLFS(driver.parse_config(nlfs.NLFS, config)[0])
+
+
 def test_a_batch_of_graphs_trains_as_one_program_equal_to_each_alone():
-  search = nlfs.NLFSSearch(tiny_config())
-  trainer = nlfs.make_trainer(search.surrogate_cfg)
+  trainer = _search(tiny_config()).trainers["surrogate"][0]
   graphs = [G.KNOWN_GRAPHS[n] for n in ("cross_entropy", "neuroloss1", "neuroloss3",
                                         "bessel")]
   keys = jax.random.split(jax.random.PRNGKey(0), 4)
@@ -52,11 +47,11 @@ def test_a_batch_of_graphs_trains_as_one_program_equal_to_each_alone():
   assert len(set(together.fitness.tolist())) > 1      # the graphs differ
 
 
-@pytest.fixture(scope="module", autouse=True)
-def traces():
-  """Every NLFS trainer of this module counts the traces of its loss."""
+def test_search_steps_never_recompile_and_every_failure_is_counted(tmp_path, monkeypatch):
+  """One run: traces stop after the first evolution step; every slot is accounted for;
+  every member passes the integrity check with its stored phenotype."""
   calls = []
-  original, trainers = nlfs.graph_loss_fn, nlfs._TRAINERS
+  original = nlfs.graph_loss_fn
 
   def counting_loss_fn():
     inner = original()
@@ -66,70 +61,17 @@ def traces():
       return inner(program, logits, labels)
     return loss_fn
 
-  nlfs.graph_loss_fn, nlfs._TRAINERS = counting_loss_fn, {}
-  yield calls
-  nlfs.graph_loss_fn, nlfs._TRAINERS = original, trainers
-
-
-def test_search_steps_never_recompile(tmp_path, traces):
-  counts = []
-  nlfs.run(tiny_config(steps=4), str(tmp_path), log=lambda m: None,
-           on_step=lambda i, r: counts.append(len(traces)))
-  records = common.read_log(str(tmp_path))
+  monkeypatch.setattr(nlfs, "graph_loss_fn", counting_loss_fn)
+  monkeypatch.setattr(driver, "_TRAINERS", {})    # fresh trainers see the counting loss
+  config = tiny_config(steps=4, max_mutation_attempts=3)
+  counts, states = [], []
+  nlfs.run(config, str(tmp_path), log=lambda m: None,
+           on_step=lambda state, r: (counts.append(len(calls)), states.append(state)))
+  records = read_log(str(tmp_path))
   first_evolution = [r["phase"] for r in records].index("evolve")
-  # Every trace happens by the end of the first evolution step (the initial population
-  # and the first children compile the program); later steps only run it.
   assert counts[first_evolution:] == [counts[first_evolution]] * (len(counts) -
                                                                   first_evolution)
-  assert sum(r["counters"]["trainings"] for r in records[first_evolution + 1:]) > 0
-
-
-def _final_state(workdir):
-  arrays, meta = common.load_checkpoint(workdir)
-  return arrays, meta["history"]
-
-
-def _strip(record):
-  record = dict(record)
-  record.pop("wall_time_s")
-  record["counters"] = {k: v for k, v in record["counters"].items()
-                        if k not in ("train_seconds", "saved_seconds")}
-  return record
-
-
-def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
-  config = tiny_config(steps=3)
-  whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
-  nlfs.run(config, whole, log=lambda m: None)
-
-  def interrupt(i, record):
-    if i == 3:
-      raise KeyboardInterrupt
-  with pytest.raises(KeyboardInterrupt):
-    nlfs.run(config, parts, log=lambda m: None, on_step=interrupt)
-  assert len(common.read_log(parts)) == 4
-  resumed = nlfs.run(config, parts, log=lambda m: None)
-  like = nlfs.NLFSSearch(config).template()
-  (a, history_a), (b, history_b) = _final_state(whole), _final_state(parts)
-  a, b = nlfs._restore(a, like), nlfs._restore(b, like)
-  for state in (a, b):      # wall-clock timings differ between runs
-    for name in ("train_seconds", "saved_seconds"):
-      state["counters"].pop(name)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
-  assert [_strip(r) for r in history_a] == [_strip(r) for r in history_b]
-  with open(os.path.join(parts, "results.json")) as f:
-    assert json.load(f)["best"]["spec"] == resumed["best"]["spec"]
-  assert open(os.path.join(parts, "best_loss.txt")).read().startswith("expr:")
-
-
-def test_every_member_passes_the_check_and_failures_are_counted(tmp_path):
-  config = tiny_config(steps=3, max_mutation_attempts=3)
-  search = nlfs.NLFSSearch(config, log=lambda m: None)
-  state = search.init(jax.random.PRNGKey(0))
-  records = []
-  while not search.done(state):
-    state, record = search.step(state, jax.random.PRNGKey(len(records) + 1))
-    records.append(record)
+  state = states[-1]
   pop = state["population"]
   for g, pheno in zip(G.unstack(pop), pop["phenotypes"]):
     v = I.check(g)
@@ -142,24 +84,64 @@ def test_every_member_passes_the_check_and_failures_are_counted(tmp_path):
   kept = sum(len(r["children"]) for r in evolve)
   assert kept == c["children"]
   # Every slot either failed its mutation, exhausted its redos or produced a child.
-  slots = len(evolve) * search.batch
-  assert failed + c["redo_exhausted"] + kept == slots
+  assert failed + c["redo_exhausted"] + kept == len(evolve) * 2
   # Each candidate trained once per round: trainings = children + failed trainings.
-  surrogate_trainings = c["trainings"] - config.initial.size
-  assert surrogate_trainings == kept + c["failed_trainings"]
+  assert c["trainings"] - config.initial.size == kept + c["failed_trainings"]
   # Attempts = rejections during mutation + candidates that passed.
   mutation_rejections = sum(sum(r["rejections"].values()) for r in evolve)
   assert c["mutation_attempts"] == mutation_rejections + kept + c["failed_trainings"]
+  assert open(os.path.join(tmp_path, "best_loss.txt")).read().startswith("expr:")
+
+
+def test_the_final_protocol_trains_the_best_graph_as_its_spec_loads(tmp_path):
+  """final_losses' candidate computes what best_loss.txt's spec computes."""
+  search = _search(tiny_config())
+  state = search.init(jax.random.PRNGKey(0))
+  state["archive"]["ops"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["ops"][0]
+  state["archive"]["args"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["args"][0]
+  state["archive"]["signs"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["signs"][0]
+  state["archive_count"] = np.int32(1)
+  spec = G.to_spec(G.KNOWN_GRAPHS["neuroloss1"])
+  results = {"best": {"spec": spec}}
+  candidate, baseline = search.final_losses(state, results, print)
+  assert candidate.spec == spec and baseline.spec == "cross_entropy"
+  logits = jnp.array([[2.0, -1.0, 0.5], [0.1, 0.2, -3.0]])
+  labels = jnp.eye(3)[jnp.array([0, 2])]
+  np.testing.assert_allclose(candidate.loss_fn(candidate.loss_params, logits, labels),
+                             losses.get(spec)(logits, labels), rtol=1e-6)
 
 
 def test_config_errors_are_one_line_value_errors():
   with pytest.raises(ValueError, match="tournament_size"):
-    nlfs.NLFSSearch(tiny_config(tournament_size=10))
+    _search(tiny_config(tournament_size=10))
   with pytest.raises(ValueError, match="action"):
     c = tiny_config()
-    c.early_stopping.checks = [[4, 0.1, "drop"]]
-    nlfs.NLFSSearch(c)
-  with pytest.raises(ValueError, match="unknown config key"):
+    c.early_stopping.checks = ((4, 0.1, "drop"),)
+    _search(c)
+  with pytest.raises(ValueError, match="sharded"):
+    _search(tiny_config(strategy="sharded"))
+  with pytest.raises(ValueError, match="fewer losses"):
     c = tiny_config()
-    c.search.tournament = 3
-    nlfs.NLFSSearch(c)
+    c.elimination.rounds = ((2, 8), (3, 8))
+    _search(c)
+
+
+def test_elimination_needs_a_finished_search_and_ranks_the_archive(tmp_path):
+  c = tiny_config()
+  c.elimination.rounds = ((3, 8), (2, 8))
+  c.elimination.final_repeats = 2
+  wd = str(tmp_path / "run")
+  with pytest.raises(ValueError, match="no NLFS checkpoint"):
+    nlfs_elimination.eliminate(c, wd, log=lambda m: None)
+  nlfs.run(c, wd, log=lambda m: None)
+  out = nlfs_elimination.eliminate(c, wd, log=lambda m: None)
+  assert [r["losses"] for r in out["rounds"]] == [3, 2]
+  # Round 2 retrains round 1's best two, in round 1's order of validation accuracy.
+  first = [row["spec"] for row in out["rounds"][0]["ranking"]]
+  assert {row["spec"] for row in out["rounds"][1]["ranking"]} == set(first[:2])
+  final = out["final"]
+  assert len(final["losses"]) == 2 and len(final["cross_entropy"]["runs"]) == 2
+  assert "| rank | loss |" in out["table"]
+  # A rerun reuses elimination.json: same result, nothing retrained.
+  again = nlfs_elimination.eliminate(c, wd, log=lambda m: None)
+  assert again["final"] == final

@@ -16,7 +16,8 @@ validation accuracy (the paper's 25 % after 3,000 steps). Initial population 24 
 12 (the paper's 1,000 → 100); tournament 4 (paper: 20); 12 steps of 4 children
 (B = 4: one unrolled group of the population program); the paper's mutation rates,
 2,500 attempts and 7 redos. Elimination: best 6 → 300 steps, best 3 → 600 steps; then the
-3 survivors and cross-entropy 5× for 600 steps, Welch's t-test.
+3 survivors and cross-entropy 5× for 600 steps, Welch's t-test. The search's own final
+protocol retrains the best graph and cross-entropy 5× for 600 steps.
 
 Expected: one progress line per step; then the best graph as an ``expr:`` spec with its
 node listing, the integrity rejections by reason, and how many trainings early stopping
@@ -52,4 +53,8 @@ def get_config():
   c.elimination.rounds = [[6, 300], [3, 600]]
   c.elimination.repeats = 1
   c.elimination.final_repeats = 5
+  # The driver's final protocol: the best graph vs cross-entropy, 5 runs of 600 steps.
+  c.final.repeats = 5
+  c.final.steps = 600
+  c.final.baselines = ("cross_entropy",)
   return c

@@ -21,6 +21,7 @@ recipe, e.g. RandAugment at a fixed magnitude) with its own step count.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -30,46 +31,49 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glojax import workdir as workdir_lib
 from glojax.analysis import stats
 from glojax.expr import graph as graph_lib
-from glojax.search import _legacy_common as common
-from glojax.search import nlfs
+from glojax.search import driver
+from glojax.search.nlfs import NLFS, graph_loss_fn
+from glojax.search.nlfs_config import Config, sub_config
+from glojax.search.nlfs_steps import take_rows
 from glojax.train.population import evaluate_population
 
 RESULT_FILE = "elimination.json"
 
 
-def _archive(workdir: str, cfg: dict) -> list[tuple[graph_lib.Graph, float]]:
+def _archive(search: NLFS, workdir: str) -> list[tuple[graph_lib.Graph, float]]:
   """The search's archive (best graphs ever evaluated, fittest first)."""
-  ckpt = common.load_checkpoint(workdir, ("history",))
-  if ckpt is None:
+  loaded = driver.load(search, workdir)
+  if loaded is None:
     raise ValueError(f"workdir {workdir!r} holds no NLFS checkpoint; run "
                      "experiments/nlfs.py on it first")
-  search = nlfs.NLFSSearch(cfg, log=lambda m: None)
-  state = nlfs._restore(ckpt[0], search.template())
-  n = int(state["archive_count"])
+  state = loaded[0]
   if not search.done(state):
     raise ValueError(f"the search in {workdir!r} has not finished (step "
-                     f"{int(state['step'])} of {cfg['search']['steps']}); finish it first")
-  rows = {k: v[:n] for k, v in state["archive"].items()}
+                     f"{int(state['step'])} of {search.config.search.steps}); finish it "
+                     "first")
+  rows = take_rows(state["archive"], np.arange(int(state["archive_count"])))
   return list(zip(graph_lib.unstack(rows), rows["fitness"].tolist()))
 
 
-def _train(cfg: dict, graphs: list, steps: int, repeats: int, seed: int,
-           log: Callable) -> np.ndarray:
+def _train(config: Config, graphs: list, steps: int, repeats: int, seed: int
+           ) -> np.ndarray:
   """Validation accuracy ``float32[len(graphs), repeats]``; run ``r`` of every loss uses
   the same key."""
-  e = cfg["elimination"]
-  run_cfg = nlfs._sub_config(cfg, e)
-  run_cfg["train"] = {**run_cfg["train"], "steps": steps}
-  trainer = nlfs.make_trainer(run_cfg)
+  run_cfg = sub_config(config, config.elimination)
+  run_cfg = dataclasses.replace(run_cfg, train=dataclasses.replace(run_cfg.train,
+                                                                   steps=steps))
+  problem = driver.Problem.build(run_cfg)
+  trainer = problem.trainer(graph_loss_fn(), run_cfg, loss_key="nlfs-graph")
   keys = jax.random.split(jax.random.PRNGKey(seed), repeats)
   programs = graph_lib.encode_population([g for g in graphs for _ in range(repeats)])
   all_keys = jnp.tile(keys, (len(graphs), 1))
   result = evaluate_population(trainer, programs, all_keys,
-                               strategy=cfg["search"]["strategy"],
-                               nan_retries=cfg["search"]["nan_retries"],
-                               model_name=run_cfg["model"]["name"])
+                               strategy=config.search.strategy,
+                               nan_retries=config.search.nan_retries,
+                               model_name=problem.model_name)
   return np.asarray(result.fitness, np.float32).reshape(len(graphs), repeats)
 
 
@@ -86,6 +90,52 @@ def format_table(final: dict) -> str:
   return "\n".join(lines)
 
 
+def _round(config: Config, ranked: list, index: int, log) -> tuple[list, dict]:
+  """Round ``index``: retrains the best ``N`` of ``ranked``; returns the new ranking and
+  the round's record."""
+  e = config.elimination
+  n, steps = e.rounds[index]
+  pool = ranked[:n]
+  t0 = time.time()
+  log(f"elimination round {index + 1}/{len(e.rounds)}: {len(pool)} losses × "
+      f"{e.repeats} runs, {steps} steps each")
+  acc = _train(config, [g for g, _ in pool], steps, e.repeats, e.seed + index)
+  means = acc.mean(axis=1)
+  order = np.argsort(-means, kind="stable")
+  ranked = [(pool[i][0], float(means[i])) for i in order]
+  log(f"  best: {ranked[0][1]:.4f} {graph_lib.to_spec(ranked[0][0])}  "
+      f"({time.time() - t0:.0f}s)")
+  return ranked, {
+      "losses": len(pool), "steps": steps, "seconds": time.time() - t0,
+      "ranking": [{"spec": graph_lib.to_spec(pool[i][0]), "mean": float(means[i]),
+                   "runs": acc[i].tolist()} for i in order]}
+
+
+def _final(config: Config, ranked: list, log) -> dict:
+  """The survivors and cross-entropy, ``final_repeats`` runs each, Welch's test."""
+  e = config.elimination
+  survivors = [g for g, _ in ranked[:e.rounds[-1][0]]]
+  ce = graph_lib.KNOWN_GRAPHS["cross_entropy"]
+  steps = e.rounds[-1][1]
+  log(f"final: {len(survivors)} losses and cross-entropy × {e.final_repeats} runs, "
+      f"{steps} steps each")
+  acc = _train(config, survivors + [ce], steps, e.final_repeats, e.seed + 1000)
+  ce_runs = acc[-1]
+  rows = []
+  for g, runs in zip(survivors, acc[:-1]):
+    p = stats.welch_ttest(runs, ce_runs, alternative=e.alternative).p \
+        if np.ptp(np.concatenate([runs, ce_runs])) > 0 else None
+    rows.append({"spec": graph_lib.to_spec(g), "runs": runs.tolist(),
+                 "mean": float(runs.mean()), "std": float(runs.std(ddof=1)),
+                 "p": None if p is None or not np.isfinite(p) else float(p)})
+  rows.sort(key=lambda r: -r["mean"])
+  return {"steps": steps, "repeats": e.final_repeats, "alternative": e.alternative,
+          "losses": rows,
+          "cross_entropy": {"spec": graph_lib.to_spec(ce), "runs": ce_runs.tolist(),
+                            "mean": float(ce_runs.mean()),
+                            "std": float(ce_runs.std(ddof=1))}}
+
+
 def eliminate(config, workdir: str, *, log: Callable[[str], None] = print) -> dict:
   """Runs (or resumes) the elimination protocol on a finished NLFS search in ``workdir``.
 
@@ -100,77 +150,39 @@ def eliminate(config, workdir: str, *, log: Callable[[str], None] = print) -> di
 
   Raises:
     ValueError: for a bad config, a workdir without a finished search, or one whose
-      config differs from ``config`` (other than ``elimination``).
+      config differs from ``config`` (other than the resumable keys).
   """
-  cfg = nlfs.validate_config(config)
-  e = cfg["elimination"]
-  rounds = [tuple(r) for r in e["rounds"]]
-  if not rounds or any(len(r) != 2 or int(r[0]) < 1 or int(r[1]) < 1 for r in rounds):
-    raise ValueError(f"config.elimination.rounds must be [[losses, steps], ...] with "
-                     f"positive integers, got {e['rounds']!r}")
-  if any(b[0] > a[0] for a, b in zip(rounds, rounds[1:])):
-    raise ValueError(f"config.elimination.rounds must keep fewer losses each round, got "
-                     f"{e['rounds']!r}")
-  if e["final_repeats"] < 2:
-    raise ValueError(f"config.elimination.final_repeats={e['final_repeats']!r} must be ≥ 2 "
-                     "(Welch's t-test)")
-  common.prepare_workdir(workdir, cfg, nlfs.RESUMABLE_KEYS, defaults=nlfs.default_config())
-  archive = _archive(workdir, cfg)
-  if not archive:
+  typed, cfg = driver.parse_config(NLFS, config)
+  search = NLFS(typed)
+  if not os.path.exists(os.path.join(workdir, workdir_lib.CHECKPOINT_FILE)):
+    raise ValueError(f"workdir {workdir!r} holds no NLFS checkpoint; run "
+                     "experiments/nlfs.py on it first")
+  workdir_lib.prepare(workdir, cfg, defaults=NLFS.default_config(),
+                      resumable_keys=NLFS.resumable_keys)
+  ranked = _archive(search, workdir)
+  if not ranked:
     raise ValueError(f"the search in {workdir!r} evaluated no graph")
   path = os.path.join(workdir, RESULT_FILE)
+  e_plain = json.loads(workdir_lib.dumps(typed.elimination.to_dict()))
   done = {"rounds": [], "final": None}
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
-    if previous.get("config") == e:
+    if previous.get("config") == e_plain:
       done = previous
-  ranked = [(g, f) for g, f in archive]
   for r in done["rounds"]:      # replay finished rounds' rankings
     by_spec = {graph_lib.to_spec(g): g for g, _ in ranked}
     ranked = [(by_spec[row["spec"]], row["mean"]) for row in r["ranking"]]
-  for index in range(len(done["rounds"]), len(rounds)):
-    n, steps = int(rounds[index][0]), int(rounds[index][1])
-    pool = ranked[:n]
-    t0 = time.time()
-    log(f"elimination round {index + 1}/{len(rounds)}: {len(pool)} losses × "
-        f"{e['repeats']} runs, {steps} steps each")
-    acc = _train(cfg, [g for g, _ in pool], steps, e["repeats"], e["seed"] + index, log)
-    means = acc.mean(axis=1)
-    order = np.argsort(-means, kind="stable")
-    ranked = [(pool[i][0], float(means[i])) for i in order]
-    done["rounds"].append({
-        "losses": len(pool), "steps": steps, "seconds": time.time() - t0,
-        "ranking": [{"spec": graph_lib.to_spec(pool[i][0]), "mean": float(means[i]),
-                     "runs": acc[i].tolist()} for i in order]})
-    done["config"] = e
-    common.write_json(path, done)
-    log(f"  best: {ranked[0][1]:.4f} {graph_lib.to_spec(ranked[0][0])}  "
-        f"({time.time() - t0:.0f}s)")
+  for index in range(len(done["rounds"]), len(typed.elimination.rounds)):
+    ranked, record = _round(typed, ranked, index, log)
+    done["rounds"].append(record)
+    done["config"] = e_plain
+    workdir_lib.write_json(path, done)
   if done["final"] is None:
-    survivors = [g for g, _ in ranked[:int(rounds[-1][0])]]
-    ce = graph_lib.KNOWN_GRAPHS["cross_entropy"]
-    steps = int(rounds[-1][1])
-    log(f"final: {len(survivors)} losses and cross-entropy × {e['final_repeats']} runs, "
-        f"{steps} steps each")
-    acc = _train(cfg, survivors + [ce], steps, e["final_repeats"], e["seed"] + 1000, log)
-    ce_runs = acc[-1]
-    rows = []
-    for g, runs in zip(survivors, acc[:-1]):
-      p = stats.welch_ttest(runs, ce_runs, alternative=e["alternative"]).p \
-          if np.ptp(np.concatenate([runs, ce_runs])) > 0 else None
-      rows.append({"spec": graph_lib.to_spec(g), "runs": runs.tolist(),
-                   "mean": float(runs.mean()), "std": float(runs.std(ddof=1)),
-                   "p": None if p is None or not np.isfinite(p) else float(p)})
-    rows.sort(key=lambda r: -r["mean"])
-    done["final"] = {"steps": steps, "repeats": e["final_repeats"],
-                     "alternative": e["alternative"], "losses": rows,
-                     "cross_entropy": {"spec": graph_lib.to_spec(ce), "runs": ce_runs.tolist(),
-                                       "mean": float(ce_runs.mean()),
-                                       "std": float(ce_runs.std(ddof=1))}}
-    done["config"] = e
-    common.write_json(path, done)
+    done["final"] = _final(typed, ranked, log)
+    done["config"] = e_plain
+    workdir_lib.write_json(path, done)
   table = format_table(done["final"])
-  common.write_text(os.path.join(workdir, "elimination.md"), table + "\n")
+  workdir_lib.write_text(os.path.join(workdir, "elimination.md"), table + "\n")
   log(table)
   return {**done, "table": table}

@@ -101,6 +101,40 @@ def nan_gan():
   return c
 
 
+def tiny_nlfs():
+  # tests/test_nlfs_search.py trains the same trainer: one compile per test process.
+  c = search_lib.get("nlfs").default_config()
+  c.model.name = "mlp"
+  c.model.options = {"hidden": (8,)}
+  c.train.steps = 8
+  c.train.batch_size = 32
+  c.train.learning_rate = 0.01
+  c.train.steps_per_call = 1
+  c.initial.size = 6
+  c.initial.batch = 2
+  c.initial.early_stopping = ((4, 0.05),)
+  c.early_stopping.checks = ((4, 0.12, "reject"),)
+  c.early_stopping.train_examples = 500
+  c.search.population_size = 4
+  c.search.tournament_size = 2
+  c.search.children_per_step = 2
+  c.search.steps = 2
+  c.search.archive_size = 8
+  c.search.strategy = "sequential"
+  # The final protocol compiles two more programs per run; NLFS.final_losses is
+  # checked in tests/test_nlfs_search.py.
+  c.final.enabled = False
+  return c
+
+
+def nan_nlfs():
+  c = tiny_nlfs()
+  c.train.learning_rate = 1e30   # the parameters overflow: NaN training
+  c.search.steps = 1
+  c.search.max_redo = 1
+  return c
+
+
 def accuracy_fitness(fitness) -> bool:
   """Classification searches: every fitness is an accuracy, 0 for failed candidates."""
   f = np.asarray(fitness, np.float64)
@@ -135,6 +169,7 @@ CASES = {
     # The issue's example: GLO refused runs written before search.simplify_max_size.
     "glo": Case("glo", tiny_glo, "search.simplify_max_size", nan_glo),
     "gan": Case("gan", tiny_gan, "search.mutation_scale", nan_gan, gan_fitness),
+    "nlfs": Case("nlfs", tiny_nlfs, "search.nan_retries", nan_nlfs),
 }
 
 
