@@ -72,12 +72,12 @@ def test_search_steps_never_recompile_and_every_failure_is_counted(tmp_path, mon
   assert counts[first_evolution:] == [counts[first_evolution]] * (len(counts) -
                                                                   first_evolution)
   state = states[-1]
-  pop = state["population"]
+  pop = state.population
   for g, pheno in zip(G.unstack(pop), pop["phenotypes"]):
     v = I.check(g)
     assert v.ok and v.sign == g.sign
     np.testing.assert_allclose(v.phenotype, pheno, atol=1e-6)
-  c = state["counters"]
+  c = state.counters
   evolve = [r for r in records if r["phase"] == "evolve"]
   failed = sum(r["failed_mutations"] for r in evolve)
   assert failed == c["mutation_failed"] and failed > 0     # 3 attempts are often too few
@@ -97,10 +97,10 @@ def test_the_final_protocol_trains_the_best_graph_as_its_spec_loads(tmp_path):
   """final_losses' candidate computes what best_loss.txt's spec computes."""
   search = _search(tiny_config())
   state = search.init(jax.random.PRNGKey(0))
-  state["archive"]["ops"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["ops"][0]
-  state["archive"]["args"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["args"][0]
-  state["archive"]["signs"][0] = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])["signs"][0]
-  state["archive_count"] = np.int32(1)
+  row = G.stack([G.KNOWN_GRAPHS["neuroloss1"]])
+  for name in ("ops", "args", "signs"):
+    state.archive[name][0] = row[name][0]
+  state = state._replace(archive_count=np.int32(1))
   spec = G.to_spec(G.KNOWN_GRAPHS["neuroloss1"])
   results = {"best": {"spec": spec}}
   candidate, baseline = search.final_losses(state, results, print)

@@ -53,7 +53,7 @@ from glojax.expr import integrity as integrity_lib
 from glojax.expr import program as program_lib
 from glojax.search import driver, nlfs_report
 from glojax.search.nlfs_config import Config, sub_config
-from glojax.search.nlfs_steps import (COUNTERS, Steps, first_valid, graph_rows,
+from glojax.search.nlfs_steps import (COUNTERS, State, Steps, first_valid, graph_rows,
                                       numpy_rng, take_rows)
 from glojax.train import protocol
 from glojax.train.population import UNROLL_GROUP, resolve_strategy
@@ -101,25 +101,25 @@ class NLFS(Steps, driver.Search):
 
   # -- state ---------------------------------------------------------------------------
 
-  def template(self) -> dict:
+  def template(self) -> State:
     """A state of the right structure and shapes (zeros)."""
     s, n0 = self.config.search, self.config.initial.size
     g = self.integrity.grid_points
     filler = [graph_lib.KNOWN_GRAPHS["cross_entropy"]]
     rows = lambda n: graph_rows(filler * n, np.zeros((n, g)), np.zeros(n), np.zeros(n))
-    return {"phase": np.int32(0), "step": np.int32(0), "scored": np.int32(0),
-            "next_birth": np.int32(0), "initial": rows(n0),
-            "population": rows(s.population_size), "archive": rows(s.archive_size),
-            "archive_count": np.int32(0),
-            "counters": {k: np.float64(0) for k in COUNTERS},
-            "rejections": {r: np.int64(0) for r in integrity_lib.REASONS}}
+    return State(phase=np.int32(0), step=np.int32(0), scored=np.int32(0),
+                 next_birth=np.int32(0), initial=rows(n0),
+                 population=rows(s.population_size), archive=rows(s.archive_size),
+                 archive_count=np.int32(0),
+                 counters={k: np.float64(0) for k in COUNTERS},
+                 rejections={r: np.int64(0) for r in integrity_lib.REASONS})
 
   def abstract_state(self):
     return workdir_lib.spec_of(self.template())
 
-  def init(self, key) -> dict:
+  def init(self, key) -> State:
     """Draws the initial population (§3.2, §3.8): ``initial.size`` valid graphs."""
-    state = self.template()
+    state = self.template()._asdict()
     rng = numpy_rng(key)
     n0 = self.config.initial.size
     graphs, phenos = [], []
@@ -139,31 +139,32 @@ class NLFS(Steps, driver.Search):
     state["counters"]["init_attempts"] = np.float64(attempts)
     for r, n in rejected.items():
       state["rejections"][r] += n
-    return state
+    return State(**state)
 
   def init_message(self, state) -> str:
-    rej = {k: int(v) for k, v in state["rejections"].items() if v}
+    rej = {k: int(v) for k, v in state.rejections.items() if v}
     return (f"initial population: {self.config.initial.size} graphs passed the integrity "
-            f"check out of {int(state['counters']['init_attempts'])} drawn; rejected: "
+            f"check out of {int(state.counters['init_attempts'])} drawn; rejected: "
             f"{rej}")
 
-  def done(self, state: dict) -> bool:
-    return int(state["phase"]) == 1 and int(state["step"]) >= self.config.search.steps
+  def done(self, state: State) -> bool:
+    return int(state.phase) == 1 and int(state.step) >= self.config.search.steps
 
   def key_index(self, state) -> int:
     """Steps taken + 1 (key 0 is ``init``'s)."""
-    scored_steps = -(-int(state["scored"]) // self.config.initial.batch)
-    return 1 + scored_steps + int(state["step"])
+    scored_steps = -(-int(state.scored) // self.config.initial.batch)
+    return 1 + scored_steps + int(state.step)
 
   def resume_message(self, state) -> str:
     return f"resuming after {self.key_index(state) - 1} steps"
 
   # -- steps ---------------------------------------------------------------------------
 
-  def step(self, state: dict, key) -> tuple[dict, dict]:
+  def step(self, state: State, key) -> tuple[State, dict]:
     """Scores the next chunk of the initial population, or evolves B children."""
+    # The step functions update a copy of the state's fields in place.
     state = {k: ({kk: np.copy(vv) for kk, vv in v.items()} if isinstance(v, dict)
-                 else np.copy(v)) for k, v in state.items()}
+                 else np.copy(v)) for k, v in state._asdict().items()}
     t0 = time.time()
     before = {k: float(v) for k, v in state["counters"].items()}
     rejections_before = {k: int(v) for k, v in state["rejections"].items()}
@@ -186,7 +187,7 @@ class NLFS(Steps, driver.Search):
     if int(state["archive_count"]):
       record["best_ever"] = float(state["archive"]["fitness"][0])
     record["wall_time_s"] = time.time() - t0
-    return state, record
+    return State(**state), record
 
   def describe(self, workdir: str) -> str:
     c = self.config
@@ -199,16 +200,16 @@ class NLFS(Steps, driver.Search):
 
   # -- results -------------------------------------------------------------------------
 
-  def finalize(self, state: dict, workdir: str, log) -> dict:
+  def finalize(self, state: State, workdir: str, log) -> dict:
     """The best graph (fittest ever evaluated), the archive, counters and rejection
     counts; writes ``best_loss.txt``, ``results.json`` and the plots."""
-    n = int(state["archive_count"])
-    archive = graph_lib.unstack(take_rows(state["archive"], np.arange(n)))
-    fitness = state["archive"]["fitness"][:n]
-    counters = {k: float(v) for k, v in state["counters"].items()}
-    results = {"steps": int(state["step"]), "children_per_step": self.batch,
+    n = int(state.archive_count)
+    archive = graph_lib.unstack(take_rows(state.archive, np.arange(n)))
+    fitness = state.archive["fitness"][:n]
+    counters = {k: float(v) for k, v in state.counters.items()}
+    results = {"steps": int(state.step), "children_per_step": self.batch,
                "counters": counters, "trainings": int(counters["trainings"]),
-               "rejections": {k: int(v) for k, v in state["rejections"].items()},
+               "rejections": {k: int(v) for k, v in state.rejections.items()},
                "archive": [{"spec": graph_lib.to_spec(g), "fitness": float(f)}
                            for g, f in zip(archive, fitness)],
                "best": None}
@@ -223,7 +224,7 @@ class NLFS(Steps, driver.Search):
     if results["best"] is None:
       log("final protocol skipped: no graph was trained")
       return None
-    best = graph_lib.unstack(take_rows(state["archive"], [0]))[0]
+    best = graph_lib.unstack(take_rows(state.archive, [0]))[0]
     program = jax.tree_util.tree_map(jnp.asarray, graph_lib.encode(best))
     candidate = protocol.LossUnderTest("nlfs", graph_loss_fn(), program,
                                        results["best"]["spec"])

@@ -98,9 +98,9 @@ class NLFSSearchConfig(config_lib.Section):
                       ("nan_retries", 0)):
       config_lib.check_int(self, name, low)
     if self.tournament_size > self.population_size:
-      raise config_lib.FieldError(type(self).__name__, "tournament_size",
-                                  self.tournament_size, f"exceeds population_size="
-                                  f"{self.population_size}")
+      raise config_lib.FieldError(type(self).__name__, "population_size",
+                                  self.population_size, f"is smaller than tournament_size="
+                                  f"{self.tournament_size}")
     driver.check_strategy(self)
     if self.strategy == "sharded":
       raise config_lib.FieldError(type(self).__name__, "strategy", self.strategy,

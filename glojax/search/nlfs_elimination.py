@@ -52,9 +52,9 @@ def _archive(search: NLFS, workdir: str) -> list[tuple[graph_lib.Graph, float]]:
   state = loaded[0]
   if not search.done(state):
     raise ValueError(f"the search in {workdir!r} has not finished (step "
-                     f"{int(state['step'])} of {search.config.search.steps}); finish it "
+                     f"{int(state.step)} of {search.config.search.steps}); finish it "
                      "first")
-  rows = take_rows(state["archive"], np.arange(int(state["archive_count"])))
+  rows = take_rows(state.archive, np.arange(int(state.archive_count)))
   return list(zip(graph_lib.unstack(rows), rows["fitness"].tolist()))
 
 

@@ -43,12 +43,14 @@ def write_outputs(workdir: str, results: dict, history: list, log) -> None:
       f"integrity rejections {dict((k, v) for k, v in rej.items() if v)}")
   stopped = int(c["early_stopped"] + c["early_rejected"] + c["prescreen_rejected"])
   total = c["steps_trained"] + c["steps_saved"]
+  # Time saved: the stopped steps at the run's measured cost per trained step.
+  saved_seconds = c["steps_saved"] * c["train_seconds"] / max(c["steps_trained"], 1)
   log(f"early stopping: {stopped} trainings stopped ({int(c['early_rejected'])} "
       f"rejected, {int(c['early_stopped'])} kept their validation accuracy, "
       f"{int(c['prescreen_rejected'])} failed the prescreen); "
       f"{int(c['steps_saved'])} of {int(total)} candidate-steps saved "
-      f"({c['steps_saved'] / max(total, 1):.0%}), ≈{c['saved_seconds']:.0f}s of "
-      f"{c['train_seconds'] + c['saved_seconds']:.0f}s training")
+      f"({c['steps_saved'] / max(total, 1):.0%}), ≈{saved_seconds:.0f}s of "
+      f"{c['train_seconds'] + saved_seconds:.0f}s training")
   if results["archive"]:
     plot_phenotypes(os.path.join(workdir, "phenotype.png"), results, log)
   plot_history(workdir, history, log)

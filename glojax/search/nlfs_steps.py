@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +23,37 @@ from glojax.search import common
 from glojax.train.early_stopping import EarlyStopping
 from glojax.train.population import evaluate_population
 
-# Counters kept in the state (all integers but train_seconds/saved_seconds).
+# Counters kept in the state (all integers but train_seconds, the only wall-clock one).
 COUNTERS = ("init_attempts", "mutation_attempts", "mutation_failed", "trainings",
             "children", "failed_trainings", "nan", "prescreen_rejected",
             "early_rejected", "early_stopped", "redo", "redo_exhausted", "steps_trained",
-            "steps_saved", "train_seconds", "saved_seconds")
+            "steps_saved", "train_seconds")
 PURPOSE_MUTATE, PURPOSE_TRAIN = 0, 1
+
+
+class State(NamedTuple):
+  """NLFS's search state (checkpointed whole; graph rows: :func:`graph_rows`).
+
+  Attributes:
+    phase: 0 while the initial population is scored, 1 during evolution.
+    step: evolution steps done. scored: initial graphs scored.
+    next_birth: birth index of the next child (ages for "replace the oldest").
+    initial, population, archive: graph rows (``ops``, ``args``, ``signs``, ...,
+      ``phenotypes float32[n, G]``, ``fitness float32[n]``, ``birth int32[n]``).
+    archive_count: valid rows of ``archive`` (fittest first).
+    counters: :data:`COUNTERS` (float64 scalars).
+    rejections: integrity rejections by reason (int64 scalars).
+  """
+  phase: np.ndarray
+  step: np.ndarray
+  scored: np.ndarray
+  next_birth: np.ndarray
+  initial: dict
+  population: dict
+  archive: dict
+  archive_count: np.ndarray
+  counters: dict
+  rejections: dict
 # Graphs per phenotype batch while searching for a valid graph.
 _ATTEMPT_BATCH = 32
 
@@ -114,16 +139,12 @@ class Steps:
   @staticmethod
   def _account(counters: dict, res: dict) -> None:
     n = len(res["fitness"])
-    steps = float(np.sum(res["steps_trained"]))
     saved = float(np.sum(res["total_steps"] - res["steps_trained"]))
     counters["trainings"] += n
     counters["nan"] += int(np.sum(~res["finite"]))
-    counters["steps_trained"] += steps
+    counters["steps_trained"] += float(np.sum(res["steps_trained"]))
     counters["steps_saved"] += saved
     counters["train_seconds"] += res["seconds"]
-    # Time saved: the stopped steps at this call's measured cost per step.
-    per_step = res["seconds"] / steps if steps else 0.0
-    counters["saved_seconds"] += saved * per_step
 
   def _prescreen(self, graphs: list, key, counters: dict) -> np.ndarray:
     """§3.7's prescreen: ``bool[k]``, True where the child failed it (or NaN)."""

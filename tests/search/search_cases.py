@@ -108,7 +108,7 @@ def tiny_nlfs():
   c.model.options = {"hidden": (8,)}
   c.train.steps = 8
   c.train.batch_size = 32
-  c.train.learning_rate = 0.01
+  c.train.learning_rate = 0.1
   c.train.steps_per_call = 1
   c.initial.size = 6
   c.initial.batch = 2
