@@ -35,9 +35,9 @@ def _search(config):
 
 def test_a_batch_of_graphs_trains_as_one_program_equal_to_each_alone():
   trainer = _search(tiny_config()).trainers["surrogate"][0]
-  graphs = [G.KNOWN_GRAPHS[n] for n in ("cross_entropy", "neuroloss1", "neuroloss3",
-                                        "bessel")]
-  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+  # Two graphs keep the unrolled program's compile small; they share no op.
+  graphs = [G.KNOWN_GRAPHS[n] for n in ("cross_entropy", "bessel")]
+  keys = jax.random.split(jax.random.PRNGKey(0), 2)
   together = evaluate_population(trainer, G.encode_population(graphs), keys,
                                  strategy="unroll", nan_retries=0)
   for i, g in enumerate(graphs):
