@@ -192,11 +192,18 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
   cfg = config_lib.with_defaults(config, default_config())
   typed = ExperimentConfig.from_dict(cfg)
   if typed.distributed:
-    jax.distributed.initialize()
+    parallel.initialize_distributed()  # a no-op if the binary's --distributed did it
   d = typed.dataset
   dataset = data_lib.load(d.name, seed=d.seed, **d.options)
   mesh = parallel.make_mesh(typed.num_devices or None)
   built = _build(typed, dataset, mesh)
+  # Several processes (jax.distributed): only process 0 writes the workdir.
+  with workdir_lib.for_process(workdir) as workdir:
+    return _run(typed, cfg, dataset, mesh, built, workdir, log)
+
+
+def _run(typed: ExperimentConfig, cfg: dict, dataset, mesh, built: dict, workdir: str,
+         log: Callable[[str], None]) -> dict:
   workdir_lib.prepare(workdir, cfg, defaults=default_config(),
                       resumable_keys=RESUMABLE_KEYS, run_files=(RUNS_FILE,))
   runs_path = os.path.join(workdir, RUNS_FILE)
