@@ -96,6 +96,39 @@ def test_only_process_zero_writes_and_prints(two_process_run):
       "sharded"
 
 
+def test_different_keys_fail_and_only_process_zero_writes(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "before.txt").write_text("resumable state")
+  port = _free_port()
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "tests",
+                                                          "_multiprocess_check.py"),
+                             str(port), str(i), str(workdir)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+           for i in range(2)]
+  try:
+    outs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  results = []
+  for p, (stdout, stderr) in zip(procs, outs):
+    assert p.returncode == 0, stderr[-3000:]
+    results.append(json.loads(stdout.strip().splitlines()[-1]))
+  for r in results:
+    assert (r["process_count"], r["device_count"]) == (2, 2)
+    assert "processes got different candidate keys" in r["mismatch"]
+    assert r["read_before"] == "resumable state"  # both resume from the same files
+    assert r["copy_removed"]
+  assert [r["folder_is_workdir"] for r in results] == [True, False]
+  assert sorted(os.listdir(workdir)) == ["before.txt", "from_0.txt"]
+  assert (workdir / "before.txt").read_text() == "written by 0"
+
+
 def test_layout_flags_must_come_together():
   sys.path.insert(0, ROOT)
   from experiments import distributed
