@@ -33,5 +33,5 @@ def get_config():
   c.search.population_size = 16
   c.search.generations = 15
   c.search.steps_per_generation = 150
-  c.final.seeds = 3
+  c.final.repeats = 3
   return c
