@@ -59,7 +59,7 @@ def test_no_measured_number_outside_the_records():
   for path in docs_results.doc_files():
     text = docs_results.REGION.sub("", read(path))
     assert not re.search(r"\b\d+ min \d+ s\b", text), path
-  for config in ("quickstart", "glo_quickstart"):
+  for config in ("quickstart", "glo_quickstart", "epbt_quickstart"):
     doc = read(f"experiments/configs/{config}.py").split('"""')[1]
     assert "docs/results.md" in doc, config
     assert not re.search(r"\b\d+ min \d+ s\b|~\d+(–\d+)? minutes|0\.\d\d\d", doc), config

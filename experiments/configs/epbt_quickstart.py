@@ -15,8 +15,9 @@ steps per member; the metric is the test accuracy of each run's best-validation 
 
 Expected: one progress line per generation, the best member's final loss, then a table
 of mean ± std test accuracy per method and the one-tailed Welch p-value of EPBT against
-each baseline. ``lineage.png`` shows the best member's loss schedule. Wall time: see
-README.md (measured from a fresh clone).
+each baseline. ``lineage.png`` shows the best member's loss schedule. The measured output,
+wall time and machine are in docs/results.md (recorded in docs/results/epbt_quickstart.json),
+which the README quotes.
 """
 
 from glojax.search.epbt import default_config
