@@ -243,12 +243,7 @@ def tune_learning_rate(model, dataset, train_config: TrainConfig, budget: int,
     ValueError: for ``budget < 1``, ``population_size < 2``, an unknown method, or a
       ``trace`` that does not match these arguments.
   """
-  if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-    raise ValueError(f"budget={budget!r} must be an integer ≥ 1 (partial trainings)")
-  if population_size < 2:
-    raise ValueError(f"population_size={population_size!r} must be ≥ 2")
-  if method not in TUNING_METHODS:
-    raise ValueError(f"method={method!r} is not one of {TUNING_METHODS}")
+  _check_tuning_args(budget, population_size, method)
   loss_fn, loss_params = losses.get_parameterized(loss)
   trainer = _trainer(model, dataset, loss_fn, train_config)
   lr0 = train_config.learning_rate
@@ -277,15 +272,9 @@ def tune_learning_rate(model, dataset, train_config: TrainConfig, budget: int,
                          "(different budget, seed or settings)")
       fitness = np.asarray(trace[g]["fitness"], np.float32)
     else:
-      scales = jnp.asarray(rates / lr0, jnp.float32)
-      params = ScaledLearningRate(
-          jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)),
-                                 loss_params), scales)
-      keys = jax.random.split(jax.random.fold_in(key_g, 1), k)
-      result = evaluate_population(trainer, params, keys, strategy=strategy,
-                                   nan_retries=nan_retries, split="validation",
-                                   model_name=model_name)
-      fitness = es_lib.sanitize_fitness(result.fitness)
+      fitness = _validation_fitness(trainer, loss_params, rates / lr0,
+                                    jax.random.fold_in(key_g, 1), strategy=strategy,
+                                    nan_retries=nan_retries, model_name=model_name)
     told = False
     if cma is not None and k == population_size:
       state, info = cma.tell(jax.random.fold_in(key_g, 2), u, fitness, state)
@@ -297,11 +286,7 @@ def tune_learning_rate(model, dataset, train_config: TrainConfig, budget: int,
           "sigma": cma.sigma(state) if cma else None,
           "mean_learning_rate": float(lr0 * np.exp(cma.mean(state)[0])) if cma else None,
           "told": told})
-      best = max((f, r) for rec in trace for f, r in zip(rec["fitness"],
-                                                         rec["learning_rates"]))
-      log(f"  lr tuning {done}/{budget}: generation best {fitness.max():.4f} at lr "
-          f"{rates[int(np.argmax(fitness))]:.4g}; best so far {best[0]:.4f} at lr "
-          f"{best[1]:.4g}" + (f"; σ {trace[-1]['sigma']:.3g}" if cma else ""))
+      _log_tuning(log, trace, done, budget)
       if on_generation is not None:
         on_generation(trace)
   all_f = np.concatenate([np.asarray(r["fitness"], np.float32) for r in trace])
@@ -309,6 +294,40 @@ def tune_learning_rate(model, dataset, train_config: TrainConfig, budget: int,
   i = int(np.argmax(all_f))  # first of the best, as the loss search
   return LearningRateTuning(learning_rate=float(all_lr[i]), fitness=float(all_f[i]),
                             evaluations=int(all_f.size), trace=trace)
+
+
+def _check_tuning_args(budget, population_size, method) -> None:
+  """The argument checks of :func:`tune_learning_rate` (ValueError naming the value)."""
+  if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+    raise ValueError(f"budget={budget!r} must be an integer ≥ 1 (partial trainings)")
+  if population_size < 2:
+    raise ValueError(f"population_size={population_size!r} must be ≥ 2")
+  if method not in TUNING_METHODS:
+    raise ValueError(f"method={method!r} is not one of {TUNING_METHODS}")
+
+
+def _validation_fitness(trainer, loss_params, scales, key, *, strategy, nan_retries,
+                        model_name) -> np.ndarray:
+  """Validation accuracy of one partial training per learning-rate scale, float32 [k]."""
+  k = len(scales)
+  params = ScaledLearningRate(
+      jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)),
+                             loss_params), jnp.asarray(scales, jnp.float32))
+  keys = jax.random.split(key, k)
+  result = evaluate_population(trainer, params, keys, strategy=strategy,
+                               nan_retries=nan_retries, split="validation",
+                               model_name=model_name)
+  return es_lib.sanitize_fitness(result.fitness)
+
+
+def _log_tuning(log, trace, done, budget) -> None:
+  """One progress line after a tuning generation (the trace's last record)."""
+  last = trace[-1]
+  fitness, rates = np.asarray(last["fitness"]), np.asarray(last["learning_rates"])
+  best = max((f, r) for rec in trace for f, r in zip(rec["fitness"], rec["learning_rates"]))
+  log(f"  lr tuning {done}/{budget}: generation best {fitness.max():.4f} at lr "
+      f"{rates[int(np.argmax(fitness))]:.4g}; best so far {best[0]:.4f} at lr "
+      f"{best[1]:.4g}" + (f"; σ {last['sigma']:.3g}" if last["sigma"] is not None else ""))
 
 
 # ---- the final comparison -------------------------------------------------------------
