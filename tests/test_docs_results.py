@@ -30,6 +30,7 @@ def test_every_documented_quick_run_has_a_record_naming_the_machine():
     assert rec["load_average"]["mean"] >= 0
   assert "Welch t-test" in records["quickstart"]["result"]["table"]
   assert records["glo_quickstart"]["result"]["confirm"]["repeats"] >= 2
+  assert "Welch p (epbt vs)" in records["epbt_quickstart"]["result"]["table"]
 
 
 def test_doc_regions_are_rendered_from_the_records():
