@@ -117,8 +117,10 @@ def tiny_epbt():
 
 def nan_epbt():
   c = tiny_epbt()
-  # θ overflows the loss: NaN training (3 generations: tiny_epbt's compiled programs)
-  c.search.theta_bound = c.search.theta_init = 1e30
+  c.search.theta_bound = c.search.theta_init = 1e30   # θ overflows the loss: NaN training
+  # One generation (no selection to compile for this θ space) of tiny_epbt's 12 steps
+  # in all: its compiled training and evaluation programs are reused.
+  c.search.generations, c.search.steps_per_generation = 1, 12
   return c
 
 
