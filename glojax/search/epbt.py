@@ -141,6 +141,7 @@ class EPBT(driver.Search):
   name = "epbt"
   config_class = Config
   resumable_keys = ("final",)
+  write_plots = True   # fitness.png, lineage.png (the comparison's runs skip them)
 
   def __init__(self, config: Config):
     super().__init__(config)
@@ -288,12 +289,13 @@ class EPBT(driver.Search):
     """
     results = epbt_final.results(self, state)
     workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
-    epbt_final.plots(self, workdir, results, log)
+    if self.write_plots:
+      epbt_final.plots(self, workdir, results, log)
     log(f"best member {results['best_member_id']}: validation "
         f"{results['best_validation_accuracy']:.4f}, test "
         f"{results['best_test_accuracy']:.4f}"
         + (f"; final loss {results['best_spec']}" if results["best_spec"] else ""))
-    results["final"] = (epbt_final.compare(type(self), self.config, workdir, results,
+    results["final"] = (epbt_final.compare(ComparisonRun, self.config, workdir, results,
                                            log=log)
                         if self.config.final.enabled else None)
     return results
@@ -301,6 +303,12 @@ class EPBT(driver.Search):
   def loss_params_of(self, hparams) -> np.ndarray | None:
     """The TaylorGLO θ (``float32[8]``) in a row of hyperparameters (None if not searched)."""
     return np.asarray(hparams)[self.theta_cols] if self.theta_cols.size else None
+
+
+class ComparisonRun(EPBT):
+  """A run of the comparison with the baselines (``final/<method>/seed_<s>``): EPBT
+  without its plots (the comparison draws them all in ``accuracy.png``)."""
+  write_plots = False
 
 
 def default_config():
