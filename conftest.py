@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 from sybil import Sybil
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
 from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer
@@ -308,9 +310,26 @@ pytest_collect_file = Sybil(parsers=PARSERS, patterns=DOCS, setup=_setup,
                             teardown=_teardown).pytest()
 
 
+_WORKER_STATS: list[dict] = []  # under pytest-xdist: each worker's sandbox stats
+
+
+def pytest_sessionfinish(session):
+  output = getattr(session.config, "workeroutput", None)  # set in xdist workers only
+  if output is not None and _SANDBOX is not None:
+    output["docs_stats"] = dict(_SANDBOX.stats)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+  stats = getattr(node, "workeroutput", {}).get("docs_stats")
+  if stats:
+    _WORKER_STATS.append(stats)
+
+
 def pytest_terminal_summary(terminalreporter):
-  if _SANDBOX is not None:
-    s = _SANDBOX.stats
+  parts = _WORKER_STATS + ([_SANDBOX.stats] if _SANDBOX is not None else [])
+  if parts:
+    s = {k: sum(p[k] for p in parts) for k in parts[0]}
     terminalreporter.write_line(
         f"docs: {s['python']} Python blocks run, {s['run']} commands run "
         f"({s['seconds']:.0f} s wall, {s['cpu_seconds']:.0f} s CPU), {s['checked']} commands "

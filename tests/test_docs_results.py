@@ -28,7 +28,8 @@ def test_every_documented_quick_run_has_a_record_naming_the_machine():
     assert m["cpu"] and m["cores"] >= 1 and m["memory_gib"] and m["backend"] and m["jax"]
     assert rec["wall_time_s"] > 0 and rec["date"] and rec["commit"]
     assert rec["load_average"]["mean"] >= 0
-  assert "Welch t-test" in records["quickstart"]["result"]["table"]
+  table = records["quickstart"]["result"]["table"]
+  assert "Welch's test" in table and "cross_entropy@tuned" in table  # both baselines
   assert records["glo_quickstart"]["result"]["confirm"]["repeats"] >= 2
   assert "Welch p (epbt vs)" in records["epbt_quickstart"]["result"]["table"]
 

@@ -37,6 +37,7 @@ import jax
 import ml_collections
 
 from glojax import config as config_lib
+from glojax import summary
 from glojax import workdir as workdir_lib
 from glojax.search import baselines as baselines_lib
 from glojax.search import final as final_lib
@@ -324,14 +325,18 @@ def _loop(search: Search, workdir: str, resumed: bool, log: Log, on_step):
     state, history = loaded
     log(search.resume_message(state))
   workdir_lib.write_jsonl(os.path.join(workdir, workdir_lib.LOG_FILE), history)
-  while not search.done(state):
-    state, record = search.step(state, step_key(seed, search.key_index(state)))
-    history.append(record)
-    workdir_lib.save_checkpoint(ckpt_path, state, {"history": history})
-    workdir_lib.append_jsonl(os.path.join(workdir, workdir_lib.LOG_FILE), record)
-    log(search.progress(state, record))
-    if on_step is not None:
-      on_step(state, record)
+  if search.done(state):
+    return state
+  with summary.Writer(workdir) as tensorboard:  # a view of log.jsonl for TensorBoard
+    while not search.done(state):
+      state, record = search.step(state, step_key(seed, search.key_index(state)))
+      history.append(record)
+      workdir_lib.save_checkpoint(ckpt_path, state, {"history": history})
+      workdir_lib.append_jsonl(os.path.join(workdir, workdir_lib.LOG_FILE), record)
+      tensorboard.record(len(history), record)
+      log(search.progress(state, record))
+      if on_step is not None:
+        on_step(state, record)
   return state
 
 

@@ -15,7 +15,9 @@ with a changed config is refused, files are strict JSON written atomically):
   failed runs follow the rule of :mod:`glojax.train.protocol` (rerun up to
   ``nan_retries`` times, then reported and left out of the statistics);
 * ``curves.png`` — training loss per run against step, one panel per loss (their scales
-  differ), and periodic evaluation accuracy of all losses.
+  differ), and periodic evaluation accuracy of all losses;
+* ``tb/<i>_<loss>/run_<r>/`` — each run's curves (``train_loss``, ``<split>_accuracy``,
+  ``<split>_loss`` against step) as TensorBoard event files (:mod:`glojax.summary`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 from glojax import config as config_lib
 from glojax import data as data_lib
 from glojax import models as models_lib
+from glojax import summary
 from glojax import workdir as workdir_lib
 from glojax.analysis import stats
 from glojax.losses import core
@@ -207,6 +210,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
       row = _train_run(typed, dp, loss_params, spec, r)
       runs.append(row)
       workdir_lib.append_jsonl(runs_path, row)
+      _write_tensorboard(workdir, typed, spec, list(built).index(spec), row)
       log(f"  run {r}: test accuracy {row['test_accuracy']:.4f} "
           f"({'finite' if row['finite'] else 'FAILED'} after {row['attempts']} "
           f"attempt(s), {row['wall_time_s']:.1f} s)")
@@ -236,6 +240,18 @@ def _train_run(config: ExperimentConfig, dp, loss_params, spec: str, r: int) -> 
           "wall_time_s": hist["wall_time_s"],
           "curve": {k: hist[k] for k in ("step", "train_loss", "eval_step",
                                          "eval_accuracy", "eval_loss")}}
+
+
+def _write_tensorboard(workdir: str, config: ExperimentConfig, spec: str, index: int,
+                       row: dict) -> None:
+  """One run's curves under ``<workdir>/tb/<loss>/run_<r>/`` (TensorBoard's run names)."""
+  name = f"{index}_" + re.sub(r"[^\w.=-]+", "_", spec).strip("_")[:60]
+  c = row["curve"]
+  split = config.eval_split
+  with summary.Writer(workdir, os.path.join(name, f"run_{row['run']}")) as tb:
+    tb.curve("train_loss", c["step"], c["train_loss"])
+    tb.curve(f"{split}_accuracy", c["eval_step"], c["eval_accuracy"])
+    tb.curve(f"{split}_loss", c["eval_step"], c["eval_loss"])
 
 
 def _results(config: ExperimentConfig, all_runs: dict) -> dict:

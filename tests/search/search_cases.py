@@ -167,8 +167,13 @@ def read_log(wd):
 
 
 def files(wd):
-  """Every file of a workdir: name → bytes."""
-  return {n: open(os.path.join(wd, n), "rb").read() for n in sorted(os.listdir(wd))}
+  """Every file of a workdir: relative path → bytes (TensorBoard's event files too)."""
+  out = {}
+  for root, _, names in os.walk(wd):
+    for n in names:
+      path = os.path.join(root, n)
+      out[os.path.relpath(path, wd)] = open(path, "rb").read()
+  return dict(sorted(out.items()))
 
 
 def without_wall_time(obj):

@@ -10,6 +10,7 @@ import pytest
 from search_cases import CASES, files, read_log, without_wall_time
 
 from glojax import config as config_lib
+from glojax import summary
 from glojax import search as search_lib
 from glojax import workdir
 
@@ -57,6 +58,9 @@ def test_resume_equals_uninterrupted(case, finished, tmp_path):
   assert any(m.startswith("resuming") for m in messages), messages
   assert without_wall_time(read_log(wd)) == without_wall_time(read_log(full_wd))
   assert without_wall_time(resumed) == without_wall_time(full)
+  steps = lambda w: {tag: [s for s, _ in points] for tag, points in
+                     summary.read_scalars(os.path.join(w, summary.TB_DIR)).items()}
+  assert steps(wd) == steps(full_wd)  # TensorBoard: each step once across the restarts
   for name in ("best_loss.txt", "best_tree.txt"):
     if os.path.exists(os.path.join(full_wd, name)):
       assert open(os.path.join(wd, name)).read() == open(os.path.join(full_wd, name)).read()
@@ -214,9 +218,30 @@ def test_nan_candidates_are_contained(case, tmp_path):
 
 def test_files_honour_the_umask(case, finished):
   wd, _ = finished
-  for name in os.listdir(wd):
-    mode = os.stat(os.path.join(wd, name)).st_mode & 0o777
-    assert mode == 0o666 & ~_umask(), (name, oct(mode))
+  for root, dirs, names in os.walk(wd):
+    for name in names:
+      mode = os.stat(os.path.join(root, name)).st_mode & 0o777
+      assert mode == 0o666 & ~_umask(), (name, oct(mode))
+    for name in dirs:
+      mode = os.stat(os.path.join(root, name)).st_mode & 0o777
+      assert mode == 0o777 & ~_umask(), (name, oct(mode))
+
+
+def test_tensorboard_mirrors_the_log(case, finished):
+  """<workdir>/tb holds, per logged step (1-based), every number of that log record."""
+  wd, _ = finished
+  scalars = summary.read_scalars(os.path.join(wd, summary.TB_DIR))
+  log = read_log(wd)
+  expected = {}
+  for step, record in enumerate(log, start=1):
+    for tag, value in summary.record_scalars(record).items():
+      expected.setdefault(tag, []).append((step, value))
+  assert "fitness/max" in expected and "failed" in expected
+  assert sorted(scalars) == sorted(expected)
+  for tag, points in expected.items():
+    assert [s for s, _ in scalars[tag]] == [s for s, _ in points], tag
+    np.testing.assert_allclose([v for _, v in scalars[tag]], [v for _, v in points],
+                               rtol=1e-6, err_msg=tag)  # event files hold float32
 
 
 def _umask():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from glojax import config as config_lib
-from glojax import losses, models
+from glojax import losses, models, summary
 from glojax.train import TrainConfig, experiment, protocol
 
 
@@ -32,10 +32,10 @@ def tiny(**overrides):
 def test_changed_config_is_refused_and_nothing_changes(tmp_path):
   wd = str(tmp_path / "run")
   experiment.run(tiny(), wd, log=lambda m: None)
-  before = {n: open(os.path.join(wd, n), "rb").read() for n in os.listdir(wd)}
+  before = files(wd)
   with pytest.raises(ValueError, match=r"train\.steps: 5 -> 200"):
     experiment.run(tiny(**{"train.steps": 200}), wd, log=lambda m: None)
-  assert {n: open(os.path.join(wd, n), "rb").read() for n in os.listdir(wd)} == before
+  assert files(wd) == before
   # More runs may be asked of the same workdir: only the new run trains.
   messages = []
   out = experiment.run(tiny(repeats=3), wd, log=messages.append)
@@ -52,10 +52,42 @@ def test_single_run_writes_strict_json_with_the_umask(tmp_path):
     os.umask(old)
   text = open(os.path.join(wd, "results.json")).read()
   assert "NaN" not in text
-  summary = json.loads(text)["losses"]["cross_entropy"]
-  assert summary["test_accuracy_std"] is None and summary["finite_runs"] == 1
-  for name in os.listdir(wd):
-    assert os.stat(os.path.join(wd, name)).st_mode & 0o777 == 0o640, name
+  row = json.loads(text)["losses"]["cross_entropy"]
+  assert row["test_accuracy_std"] is None and row["finite_runs"] == 1
+  for root, dirs, names in os.walk(wd):
+    for name in names:
+      assert os.stat(os.path.join(root, name)).st_mode & 0o777 == 0o640, name
+    for name in dirs:
+      assert os.stat(os.path.join(root, name)).st_mode & 0o777 == 0o750, name
+
+
+def test_runs_curves_go_to_tensorboard(tmp_path):
+  """tb/<i>_<loss>/run_<r> holds run r's curves: the values of runs.jsonl, read back."""
+  wd = str(tmp_path / "run")
+  experiment.run(tiny(repeats=2, eval_every=5), wd, log=lambda m: None)
+  runs = [json.loads(line) for line in open(os.path.join(wd, "runs.jsonl"))]
+  assert len(runs) == 2
+  for row in runs:
+    scalars = summary.read_scalars(os.path.join(wd, "tb", "0_cross_entropy",
+                                                f"run_{row['run']}"))
+    c = row["curve"]
+    assert [s for s, _ in scalars["train_loss"]] == c["step"]
+    np.testing.assert_allclose([v for _, v in scalars["train_loss"]], c["train_loss"],
+                               rtol=1e-6)
+    split = tiny().eval_split
+    assert c["eval_step"]
+    assert [s for s, _ in scalars[f"{split}_accuracy"]] == c["eval_step"]
+    np.testing.assert_allclose([v for _, v in scalars[f"{split}_accuracy"]],
+                               c["eval_accuracy"], rtol=1e-6)
+
+
+def files(wd):
+  """Every file under a workdir: relative path → bytes."""
+  out = {}
+  for root, _, names in os.walk(wd):
+    for n in names:
+      out[os.path.relpath(os.path.join(root, n), wd)] = open(os.path.join(root, n), "rb").read()
+  return out
 
 
 @pytest.mark.parametrize("key, value, message", [
