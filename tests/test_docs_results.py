@@ -45,7 +45,10 @@ def test_doc_regions_are_rendered_from_the_records():
           f"{m.group('name')}/{m.group('part')}")
   assert "quickstart/summary" in regions["README.md"]
   assert "glo_quickstart/summary" in regions["docs/glo.md"]
-  assert sorted(regions["docs/results.md"]) == ["glo_quickstart/summary", "quickstart/summary"]
+  assert "epbt_quickstart/summary" in regions["README.md"]
+  assert "epbt_quickstart/summary" in regions["docs/epbt.md"]
+  assert sorted(regions["docs/results.md"]) == ["epbt_quickstart/summary",
+                                                "glo_quickstart/summary", "quickstart/summary"]
 
 
 def test_readme_quotes_the_recorded_final_table():
