@@ -16,12 +16,15 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.flagparse import check_options, fail, parse_flags  # noqa: F401
-from glojax import workdir
+from glojax import progress, workdir
 from experiments import compile_cache  # defines --compilation_cache
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder; rerunning on it resumes.")
+_PROGRESS = flags.DEFINE_boolean(
+    "progress", True, "Progress bars with ETA on a terminal (--noprogress: plain lines only; "
+    "logs that are not a terminal never get bars).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,6 +47,7 @@ def run_search(argv, run: Callable) -> None:
   try:
     check_options(config)
     compile_cache.enable_from_flags()
+    progress.set_enabled(_PROGRESS.value)
     run(config, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
   except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     fail(str(e))

@@ -36,6 +36,7 @@ import numpy as np
 from glojax import config as config_lib
 from glojax import data as data_lib
 from glojax import models as models_lib
+from glojax import progress as progress_lib
 from glojax import summary
 from glojax import workdir as workdir_lib
 from glojax.analysis import stats
@@ -206,7 +207,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
     runs = [r for r in done if r["loss"] == spec][:typed.repeats]
     log(f"{spec}: {typed.model.name} on {dataset.describe()}; {typed.train.steps} steps, "
         f"{mesh.devices.size} device(s); {len(runs)} of {typed.repeats} runs done")
-    for r in range(len(runs), typed.repeats):
+    todo = range(len(runs), typed.repeats)
+    for r in progress_lib.iterate(todo, len(todo), desc=f"{spec}: runs"):
       row = _train_run(typed, dp, loss_params, spec, r)
       runs.append(row)
       workdir_lib.append_jsonl(runs_path, row)
