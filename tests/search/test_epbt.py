@@ -60,8 +60,8 @@ def test_vectorized_training_equals_member_by_member(tiny_mnist):
         np.testing.assert_allclose(a[i], b, rtol=2e-5, atol=2e-6)
       assert int(out.step[i]) == 10
   # And it is the same training evaluate_population does from scratch.
-  metrics = evaluate_states(trainer, out, "validation", strategy="sequential")
-  fresh = evaluate_population(trainer, thetas, keys, strategy="sequential", nan_retries=0)
+  metrics = evaluate_states(trainer, out, "validation", strategy="vmap")
+  fresh = evaluate_population(trainer, thetas, keys, strategy="vmap", nan_retries=0)
   np.testing.assert_allclose(metrics["loss"], fresh.metrics["loss"], rtol=1e-4)
   assert len(set(np.round(metrics["loss"], 5))) == k  # members really differ
   with pytest.raises(ValueError, match="num_steps"):
