@@ -49,7 +49,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   from experiments.configs import epbt_quickstart
-  from glojax.search import epbt
+  from glojax.search import driver, epbt
   from glojax.train import evaluate_population
   c = epbt_quickstart.get_config()
   c.search.population_size = args.population_size
@@ -57,15 +57,15 @@ def main(argv=None) -> int:
   c.search.generations = 2 + args.repeats
   if args.steps:
     c.search.steps_per_generation = args.steps
-  search = epbt.EPBT(c)
+  search = epbt.EPBT(driver.parse_config(epbt.EPBT, c)[0])
   p, steps = search.p, search.steps
-  state = search.init(epbt.init_key(0))
-  state, _ = search.step(state, epbt.step_key(0, 0))   # compiles training + evaluation
-  state, _ = search.step(state, epbt.step_key(0, 1))   # compiles selection
+  state = search.init(driver.step_key(0, 0))
+  state, _ = search.step(state, driver.step_key(0, 1))   # compiles training + evaluation
+  state, _ = search.step(state, driver.step_key(0, 2))   # compiles selection
   rows = []
   for r in range(args.repeats):
     t0 = time.perf_counter()
-    state, rec = search.step(state, epbt.step_key(0, 2 + r))
+    state, rec = search.step(state, driver.step_key(0, 3 + r))
     rows.append({"select_s": rec["select_time_s"], "train_s": rec["train_time_s"],
                  "eval_s": rec["eval_time_s"], "generation_s": time.perf_counter() - t0})
   thetas = jax.numpy.asarray(np.asarray(state.population.hparams)[:, search.theta_cols])

@@ -15,14 +15,30 @@ from typing import Callable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.flagparse import check_options, fail, parse_flags  # noqa: F401
-from glojax import workdir
+from experiments import flagparse
+from experiments.flagparse import check_options, fail  # noqa: F401
+from glojax import progress, workdir
 from experiments import compile_cache  # defines --compilation_cache
+from experiments import distributed  # defines --distributed and its layout flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder; rerunning on it resumes.")
+_PROGRESS = flags.DEFINE_boolean(
+    "progress", True, "Progress bars with ETA on a terminal (--noprogress: plain lines only; "
+    "logs that are not a terminal never get bars).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def parse_flags(argv):
+  """The binaries' ``flags_parser``: joins a multi-process job if ``--distributed`` (or
+  the explicit layout flags) ask for it — before ``--config`` is loaded, since that
+  builds arrays — then parses every flag (:func:`experiments.flagparse.parse_flags`)."""
+  try:
+    distributed.initialize_from_argv(argv)
+  except ValueError as e:
+    fail(str(e))
+  return flagparse.parse_flags(argv)
 
 
 def run_search(argv, run: Callable) -> None:
@@ -44,7 +60,9 @@ def run_search(argv, run: Callable) -> None:
   try:
     check_options(config)
     compile_cache.enable_from_flags()
-    run(config, _WORKDIR.value, log=lambda msg: print(msg, flush=True))
+    printer = distributed.is_process_zero()  # the other processes of a job stay quiet
+    progress.set_enabled(_PROGRESS.value and printer)
+    run(config, _WORKDIR.value, log=lambda msg: print(msg, flush=True) if printer else None)
   except (ValueError, FileNotFoundError) as e:  # bad config / workdir / missing data
     fail(str(e))
   except KeyboardInterrupt:

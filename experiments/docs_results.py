@@ -44,6 +44,9 @@ RUNS = {
                        "--workdir=runs/glo_quickstart", "results.json"),
     "gan_quickstart": ("python experiments/gan.py --config=experiments/configs/gan_quickstart.py "
                        "--workdir=runs/gan_quickstart", "final.json"),
+    "epbt_quickstart": ("python experiments/epbt.py "
+                        "--config=experiments/configs/epbt_quickstart.py "
+                        "--workdir=runs/epbt_quickstart", "final.json"),
 }
 REGION = re.compile(r"(<!-- results: (?P<name>[\w-]+)/(?P<part>[\w-]+) -->\n)(?P<body>.*?)"
                     r"(<!-- /results -->)", re.S)
@@ -212,6 +215,10 @@ def render_part(rec: dict, part: str) -> str:
             f"triple (`best_loss.txt`):\n\n```text\n{best.group(1) if best else '?'}\n```\n\n"
             f"Test split, {rec['result']['final_config']['repeats']} seeds each:\n\n"
             f"{rec['result']['table']}\n")
+  if rec["name"] == "epbt_quickstart" and part == "summary":
+    return (f"Measured (the EPBT run and the comparison, compiles included): "
+            f"**{duration(rec['wall_time_s'])}** on {machine_text(rec)} ({when}). It "
+            f"ended with:\n\n```text\n{rec['result']['table']}\n```\n")
   raise ValueError(f"no renderer for results region {rec['name']}/{part}")
 
 

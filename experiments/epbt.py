@@ -24,8 +24,8 @@ from experiments import cli  # noqa: E402  (defines --config and --workdir)
 
 
 def main(argv):
-  from glojax.search import epbt_run
-  cli.run_search(argv, epbt_run.run)
+  from glojax.search import epbt
+  cli.run_search(argv, epbt.run)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,20 @@ written as ``null``).
 
 Callers validate every config value *before* :func:`prepare` (which is the first
 thing that touches the disk), so a bad config never leaves a workdir behind.
+
+With several processes (``jax.distributed``) only process 0 writes the workdir: the
+others run on a private copy (:func:`for_process`), so every process resumes from the
+same files and no file is written twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -54,6 +60,38 @@ def interrupted_message(workdir: str) -> str:
 
 
 # ---- strict JSON ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def for_process(workdir: str):
+  """The folder this process writes the run to: ``workdir`` itself in process 0.
+
+  With one process this is just ``workdir``. With several (``jax.distributed``), every
+  process runs the same program and would write every file once per process; so
+  process ``i > 0`` gets a private copy of ``workdir`` (in a temporary folder, deleted
+  on exit) and only process 0 writes the real one. The copy is made before process 0
+  touches the disk (a barrier across processes), so all processes see the same
+  ``config.json`` and checkpoint and resume the same run; on hosts that do not share
+  ``workdir``'s file system the copy is empty and they start afresh, so resume a
+  multi-host run only from a shared (or copied) workdir.
+
+  Usage: ``with workdir_lib.for_process(workdir) as workdir: ...``.
+  """
+  if jax.process_count() == 1:
+    yield workdir
+    return
+  from jax.experimental import multihost_utils
+  barrier = lambda: multihost_utils.sync_global_devices(f"glojax workdir {workdir}")
+  if jax.process_index() == 0:
+    barrier()
+    yield workdir
+    return
+  with tempfile.TemporaryDirectory(prefix=f"glojax-process{jax.process_index()}-") as tmp:
+    scratch = os.path.join(tmp, "workdir")
+    if os.path.isdir(workdir):
+      shutil.copytree(workdir, scratch)
+    barrier()
+    yield scratch
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -31,6 +31,7 @@ def test_every_documented_quick_run_has_a_record_naming_the_machine():
   table = records["quickstart"]["result"]["table"]
   assert "Welch's test" in table and "cross_entropy@tuned" in table  # both baselines
   assert records["glo_quickstart"]["result"]["confirm"]["repeats"] >= 2
+  assert "Welch p (epbt vs)" in records["epbt_quickstart"]["result"]["table"]
 
 
 def test_doc_regions_are_rendered_from_the_records():
@@ -44,7 +45,10 @@ def test_doc_regions_are_rendered_from_the_records():
           f"{m.group('name')}/{m.group('part')}")
   assert "quickstart/summary" in regions["README.md"]
   assert "glo_quickstart/summary" in regions["docs/glo.md"]
-  assert sorted(regions["docs/results.md"]) == ["glo_quickstart/summary", "quickstart/summary"]
+  assert "epbt_quickstart/summary" in regions["README.md"]
+  assert "epbt_quickstart/summary" in regions["docs/epbt.md"]
+  assert sorted(regions["docs/results.md"]) == ["epbt_quickstart/summary",
+                                                "glo_quickstart/summary", "quickstart/summary"]
 
 
 def test_readme_quotes_the_recorded_final_table():
@@ -60,7 +64,7 @@ def test_no_measured_number_outside_the_records():
   for path in docs_results.doc_files():
     text = docs_results.REGION.sub("", read(path))
     assert not re.search(r"\b\d+ min \d+ s\b", text), path
-  for config in ("quickstart", "glo_quickstart"):
+  for config in ("quickstart", "glo_quickstart", "epbt_quickstart"):
     doc = read(f"experiments/configs/{config}.py").split('"""')[1]
     assert "docs/results.md" in doc, config
     assert not re.search(r"\b\d+ min \d+ s\b|~\d+(–\d+)? minutes|0\.\d\d\d", doc), config

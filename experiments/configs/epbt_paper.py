@@ -84,7 +84,7 @@ def get_config(row: str = "cifar10_resnet32") -> ml_collections.ConfigDict:
   s.steps_per_generation = 8 * _EPOCH
   c.train.boundaries = (100 * _EPOCH, 150 * _EPOCH)
   c.model.name = "resnet32"
-  c.final.seeds = 5
+  c.final.repeats = 5
   c.final.baselines = ("cross_entropy", "pbt_theta", "pbt_sgd")
   if row == "cifar10_wrn16_8":
     c.model.name = "wrn16_8"

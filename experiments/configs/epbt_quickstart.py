@@ -15,8 +15,9 @@ steps per member; the metric is the test accuracy of each run's best-validation 
 
 Expected: one progress line per generation, the best member's final loss, then a table
 of mean ± std test accuracy per method and the one-tailed Welch p-value of EPBT against
-each baseline. ``lineage.png`` shows the best member's loss schedule. Wall time: see
-README.md (measured from a fresh clone).
+each baseline. ``lineage.png`` shows the best member's loss schedule. The measured output,
+wall time and machine are in docs/results.md (recorded in docs/results/epbt_quickstart.json),
+which the README quotes.
 """
 
 from glojax.search.epbt import default_config
@@ -33,5 +34,5 @@ def get_config():
   c.search.population_size = 16
   c.search.generations = 15
   c.search.steps_per_generation = 150
-  c.final.seeds = 3
+  c.final.repeats = 3
   return c

@@ -133,6 +133,8 @@ def plot_lineage_phenotypes(thetas: Sequence, generations: Sequence[int], path, 
   curves = np.asarray(_taylorglo_phenotypes(jnp.asarray(thetas), jnp.asarray(logits),
                                             jnp.asarray(labels)), np.float64)
   for values, gen in zip(curves, generations):
+    if not np.isfinite(values).any():  # an overflowing θ (a failed member) has no curve
+      continue
     # A constant offset does not change the gradients; align the minima to compare shapes.
     ax.plot(grid, values - np.nanmin(values), color=cmap(norm(gen)), lw=1.5)
   bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax,

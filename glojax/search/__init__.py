@@ -11,6 +11,7 @@ SEARCHES = {
     "taylorglo": "glojax.search.taylorglo:TaylorGLO",
     "glo": "glojax.search.glo:GLO",
     "gan": "glojax.gan.search:GanSearch",
+    "epbt": "glojax.search.epbt:EPBT",
     "nlfs": "glojax.search.nlfs:NLFS",
 }
 

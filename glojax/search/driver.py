@@ -293,6 +293,13 @@ def run(search_class: type[Search], config, workdir: str, *, log: Log = print,
   """
   typed, cfg = parse_config(search_class, config)
   search = search_class(typed)  # builds data, model, trainer: may raise ValueError
+  # Several processes (jax.distributed): only process 0 writes the workdir.
+  with workdir_lib.for_process(workdir) as workdir:
+    return _run(search, typed, cfg, workdir, log, on_step)
+
+
+def _run(search: Search, typed, cfg: dict, workdir: str, log: Log, on_step) -> dict:
+  search_class = type(search)
   resumed = workdir_lib.prepare(workdir, cfg, defaults=search_class.default_config(),
                                 resumable_keys=search.resumable_keys)
   log(search.describe(workdir))

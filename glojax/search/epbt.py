@@ -9,48 +9,51 @@ with becomes a *schedule* that changes as training goes on.
 Here the whole population is one pytree (:class:`~glojax.search.epbt_ops.Population`)
 trained by the population trainer as one compiled program
 (:func:`glojax.train.train_population_from`, ``strategy="auto"``), and selection and
-variation are one jitted pure function of that pytree. The search has the three-part
-shape every glojax search has:
+variation are one jitted pure function of that pytree. :class:`EPBT` is a
+:class:`glojax.search.driver.Search` run by the shared driver, which checkpoints the
+whole state (every member's weights and optimizer state, hyperparameters, fitness,
+ids, ages, the generation and the per-generation history) after every generation:
 
-* ``EPBT(config).init(key) -> state`` — ``p`` freshly initialized networks with
-  hyperparameters drawn uniformly (θ in ±``theta_init``);
-* ``EPBT.step(state, key) -> (state, record)`` — one generation: selection and
-  variation (from the second generation on), ``steps_per_generation`` steps of training
-  for every member from its own weights and optimizer state, validation accuracy
-  (fitness) and test accuracy (logged only);
-* ``EPBT.finalize(state) -> results`` — the best member, its test accuracy and its
-  ancestry (whose θ over the generations is the discovered loss schedule).
+* ``init(key) -> state`` — ``p`` freshly initialized networks with hyperparameters
+  drawn uniformly (θ in ±``theta_init``);
+* ``step(state, key) -> (state, record)`` — one generation: selection and variation
+  (from the second generation on), ``steps_per_generation`` steps of training for every
+  member from its own weights and optimizer state, validation accuracy (fitness) and
+  test accuracy (logged only);
+* ``finalize`` — the best member, its test accuracy and ancestry (whose θ over the
+  generations is the discovered loss schedule), ``results.json``, ``fitness.png``,
+  ``lineage.png``, and with ``final.enabled`` the comparison with the paper's
+  baselines over seeds (:mod:`glojax.search.epbt_final`).
 
 ``search.method`` selects the exploit/explore rule: ``"epbt"`` (tournament, mutation,
 crossover, elitism), ``"pbt"`` (truncation, ×0.8/×1.2 perturbation or resampling) or
 ``"none"`` (independent training). ``search.hparams`` picks what is searched:
 ``"theta"`` (TaylorGLO θ, trained with the TaylorGLO loss), ``"learning_rate"`` and
 ``"momentum"`` (SGD, held per member in the optimizer state). The paper's baselines are
-presets of these (:data:`BASELINES`). The binary and workdir loop are in
-:mod:`glojax.search.epbt_run`; ``docs/epbt.md`` describes the algorithm as implemented.
+presets of these (:data:`glojax.search.epbt_config.BASELINES`). ``docs/epbt.md``
+describes the algorithm as implemented.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-import types
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
-from glojax import config as config_lib
-from glojax import losses
-from glojax.analysis import lineage
+from glojax import workdir as workdir_lib
+from glojax.search import driver
+from glojax.search import epbt_final
+from glojax.search.epbt_config import BASELINES, Config, make_space  # noqa: F401
 from glojax.search.epbt_ops import (
     EPBTOperators,
     PBTOperators,
     Population,
-    Space,
     next_generation,
     pbt_exploit_explore,
     sample_hparams,
@@ -58,287 +61,121 @@ from glojax.search.epbt_ops import (
     with_optimizer_hparams,
 )
 from glojax.search.taylorglo import cross_entropy_loss_fn, taylorglo_loss_fn
-from glojax.train.population import (
-    evaluate_states,
-    init_population,
-    train_population_from,
-)
-from glojax.train.trainer import TrainConfig, Trainer
+from glojax.train.population import evaluate_states, init_population, train_population_from
+from glojax.train.trainer import Trainer
 
-METHODS = ("epbt", "pbt", "none")
-LOSSES = ("taylorglo", "cross_entropy")
-HPARAMS = ("theta", "learning_rate", "momentum")
-STRATEGIES = ("auto", "vmap", "unroll", "sequential")
-# The paper's baselines (§4.1) as overrides of config.search.
-BASELINES = {
-    "cross_entropy": {"method": "none", "loss": "cross_entropy", "hparams": ()},
-    "pbt_theta": {"method": "pbt", "loss": "taylorglo", "hparams": ("theta",),
-                  "theta_init": 1.0},
-    "pbt_sgd": {"method": "pbt", "loss": "cross_entropy",
-                "hparams": ("learning_rate", "momentum")},
-}
-_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "steps")
-_PURPOSE_INIT, _PURPOSE_STEP = 0, 1
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """Every key an EPBT config may set (defaults: the paper's operators, a small run).
-
-  ``train`` holds every :class:`~glojax.train.trainer.TrainConfig` field except
-  ``steps``, which is ``generations × steps_per_generation`` (a learning-rate schedule
-  spans the whole run: members keep their step count across generations).
-  """
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.dataset = ml_collections.ConfigDict({"name": "mnist5k", "seed": 0, "options": {}})
-  c.model = ml_collections.ConfigDict({"name": "mlp", "options": {}})
-  train = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "steps"}
-  train.update({"batch_size": 100, "learning_rate": 0.1})
-  c.train = ml_collections.ConfigDict(train)
-  c.search = ml_collections.ConfigDict({
-      "method": "epbt", "loss": "taylorglo", "hparams": ("theta",),
-      "population_size": 16, "generations": 10, "steps_per_generation": 200,
-      "elite_fraction": 0.5, "tournament_size": 2,
-      "mutation_rate": 1.0, "sigma": 0.2, "reset_rate": 0.05, "crossover_rate": 0.5,
-      "truncation": 0.25, "perturb_factors": (0.8, 1.2), "resample_rate": 0.2,
-      "theta_bound": 10.0, "theta_init": 10.0,
-      "learning_rate_range": (1e-3, 1.0), "momentum_range": (0.0, 0.99),
-      "class_reduction": "mean", "strategy": "auto"})
-  c.final = ml_collections.ConfigDict({
-      "enabled": True, "seeds": 3,
-      "baselines": ("cross_entropy", "pbt_theta", "pbt_sgd"),
-      "alternative": "greater"})
-  return c
-
-
-def validate_config(config) -> dict:
-  """Checks a config against :func:`default_config`; returns it as a plain dict.
-
-  Raises:
-    ValueError: naming the offending key and value (unknown keys, names, ranges, and
-      combinations the search cannot run, e.g. a searched learning rate with a
-      learning-rate schedule).
-  """
-  cfg = config_lib.with_defaults(config, default_config())
-  _check_names(cfg)
-  s, f, t = cfg["search"], cfg["final"], cfg["train"]
-  for key, allowed in (("method", METHODS), ("loss", LOSSES),
-                       ("class_reduction", losses.CLASS_REDUCTIONS)):
-    if s[key] not in allowed:
-      raise ValueError(f"config.search.{key}={s[key]!r} is not one of {allowed}")
-  hp = s["hparams"] = tuple(s["hparams"]) if isinstance(s["hparams"], (list, tuple)) \
-      else s["hparams"]
-  if not isinstance(hp, tuple) or any(h not in HPARAMS for h in hp) or len(set(hp)) != len(hp):
-    raise ValueError(f"config.search.hparams={hp!r} must be distinct names from {HPARAMS}")
-  if (s["loss"] == "taylorglo") != ("theta" in hp):
-    raise ValueError(f"config.search.loss={s['loss']!r} with hparams={hp!r}: the TaylorGLO "
-                     "loss needs 'theta' in hparams, and 'theta' needs loss='taylorglo'")
-  if s["method"] != "none" and not hp:
-    raise ValueError(f"config.search.method={s['method']!r} needs something to search "
-                     "(config.search.hparams is empty); use method='none'")
-  _check_int("search.population_size", s["population_size"], 2)
-  _check_int("search.generations", s["generations"], 1)
-  _check_int("search.steps_per_generation", s["steps_per_generation"], 1)
-  _check_int("search.tournament_size", s["tournament_size"], 1, high=s["population_size"])
-  _check_int("seed", cfg["seed"], 0, high=2**31 - 1)
-  _check_int("dataset.seed", cfg["dataset"]["seed"], 0, high=2**63 - 1)
-  for key in ("mutation_rate", "reset_rate", "crossover_rate", "resample_rate"):
-    _check_number(f"search.{key}", s[key], low=0.0, high=1.0)
-  _check_number("search.elite_fraction", s["elite_fraction"], low=0.0, high=1.0,
-                high_open=True)
-  _check_number("search.truncation", s["truncation"], low=0.0, high=0.5, low_open=True)
-  _check_number("search.sigma", s["sigma"], low=0.0)
-  _check_number("search.theta_bound", s["theta_bound"], low=0.0, low_open=True)
-  _check_number("search.theta_init", s["theta_init"], low=0.0, high=s["theta_bound"])
-  _check_range("search.learning_rate_range", s["learning_rate_range"], low=0.0, low_open=True)
-  _check_range("search.momentum_range", s["momentum_range"], low=0.0, high=1.0)
-  pf = s["perturb_factors"]
-  if not isinstance(pf, (list, tuple)) or not pf or not all(
-      isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pf):
-    raise ValueError(f"config.search.perturb_factors={pf!r} must be positive numbers")
-  searches_sgd = {"learning_rate", "momentum"} & set(hp)
-  if searches_sgd and (t["optimizer"] != "sgd" or t["schedule"] != "constant"
-                       or t["warmup_steps"]):
-    raise ValueError(f"config.search.hparams={hp!r} searches SGD's {sorted(searches_sgd)}: "
-                     f"needs train.optimizer='sgd', schedule='constant', warmup_steps=0 "
-                     f"(got {t['optimizer']!r}, {t['schedule']!r}, {t['warmup_steps']})")
-  if not isinstance(f["enabled"], bool):
-    raise ValueError(f"config.final.enabled={f['enabled']!r} must be True or False")
-  _check_int("final.seeds", f["seeds"], 2, why=" (Welch's t-test needs 2 runs per method)")
-  f["baselines"] = tuple(f["baselines"]) if isinstance(f["baselines"], (list, tuple)) \
-      else f["baselines"]
-  if not isinstance(f["baselines"], tuple) or any(b not in BASELINES for b in f["baselines"]):
-    raise ValueError(f"config.final.baselines={f['baselines']!r} must be names from "
-                     f"{tuple(BASELINES)}")
-  if f["alternative"] not in ("greater", "less", "two-sided"):
-    raise ValueError(f"config.final.alternative={f['alternative']!r} is not one of "
-                     "('greater', 'less', 'two-sided')")
-  try:
-    train_config(cfg)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"config.train: {e}") from None
-  return config_lib.to_plain(cfg)
-
-
-def _check_int(key: str, value, low: int, high=None, why: str = "") -> None:
-  """``config_lib.check_int`` on the plain-dict value at dotted ``key``."""
-  _check(config_lib.check_int, key, value, low, high, why)
-
-
-def _check_number(key: str, value, low=None, high=None, low_open=False,
-                  high_open=False) -> None:
-  """``config_lib.check_number`` on the plain-dict value at dotted ``key``."""
-  _check(config_lib.check_number, key, value, low, high, low_open, high_open)
-
-
-def _check(check, key: str, value, *args) -> None:
-  owner, _, field = f"config.{key}".rpartition(".")
-  try:
-    check(types.SimpleNamespace(**{field: value}), field, *args)
-  except config_lib.FieldError as e:
-    e.owner = owner  # name the config key, not the namespace
-    raise
-
-
-def _check_names(cfg: dict) -> None:
-  """Raises a clear ValueError for an unknown dataset, model or population strategy."""
-  from glojax import data as data_lib
-  from glojax import models as models_lib
-  if cfg["dataset"]["name"] not in data_lib.names():
-    raise ValueError(f"config.dataset.name={cfg['dataset']['name']!r} is not a known "
-                     f"dataset; known: {data_lib.names()}")
-  if cfg["model"]["name"] not in models_lib.names():
-    raise ValueError(f"config.model.name={cfg['model']['name']!r} is not a known model; "
-                     f"known: {models_lib.names()}")
-  if cfg["search"]["strategy"] not in STRATEGIES:
-    raise ValueError(f"config.search.strategy={cfg['search']['strategy']!r} is not one "
-                     f"of {STRATEGIES}")
-
-
-def _check_range(key: str, value, low=None, high=None, low_open=False) -> None:
-  if not isinstance(value, (list, tuple)) or len(value) != 2:
-    raise ValueError(f"config.{key}={value!r} must be a pair (low, high)")
-  for v in value:
-    _check_number(key, v, low=low, high=high, low_open=low_open)
-  if not value[0] <= value[1]:
-    raise ValueError(f"config.{key}={value!r} must have low <= high")
-
-
-def train_config(cfg: dict) -> TrainConfig:
-  """The :class:`TrainConfig` of a config: ``steps = generations × steps_per_generation``."""
-  s = cfg["search"]
-  return TrainConfig(steps=s["generations"] * s["steps_per_generation"],
-                     **{k: cfg["train"][k] for k in _TRAIN_FIELDS})
-
-
-def make_space(cfg: dict) -> Space:
-  """The hyperparameter columns of ``config.search.hparams``.
-
-  θ's bounds are ``±theta_bound`` in the paper's eq. 1 convention (with its ½ and ⅙
-  factors), i.e. ``±theta_bound · factor`` on the project's factorial-free θ; so the
-  search covers exactly the paper's space.
-  """
-  s = cfg["search"]
-  cols: list = []
-  for name in s["hparams"]:
-    if name == "theta":
-      factors = np.asarray(losses.theta_from_eq57(np.ones(losses.TAYLORGLO_NUM_PARAMS)))
-      for i, fac in enumerate(factors):
-        b, b0 = float(s["theta_bound"] * fac), float(s["theta_init"] * fac)
-        cols.append((f"theta_{i}", -b, b, False, -b0, b0))
-    elif name == "learning_rate":
-      lo, hi = map(float, s["learning_rate_range"])
-      cols.append(("learning_rate", lo, hi, True, lo, hi))
-    else:
-      lo, hi = map(float, s["momentum_range"])
-      cols.append(("momentum", lo, hi, False, lo, hi))
-  return Space(*(tuple(c[i] for c in cols) for i in range(6))) if cols else \
-      Space((), (), (), (), (), ())
+_PURPOSE_WEIGHTS, _PURPOSE_HPARAMS, _PURPOSE_SELECT = 0, 1, 2
 
 
 class History(NamedTuple):
   """Per-generation record of every member (``[G, p]`` arrays, rows < generation set)."""
-  member_id: jax.Array
-  parent_id: jax.Array
+  member_id: jax.Array      # int32[G, p]
+  parent_id: jax.Array      # int32[G, p]
   hparams: jax.Array        # float32[G, p, D]
-  fitness: jax.Array
-  test_accuracy: jax.Array
-  finite: jax.Array
+  fitness: jax.Array        # float32[G, p]
+  test_accuracy: jax.Array  # float32[G, p]
+  finite: jax.Array         # bool[G, p]
 
 
 class EPBTState(NamedTuple):
-  """The whole search state, one pytree: population, generation counter, history."""
+  """The whole search state, one pytree checkpointed whole by the driver."""
   population: Population
   generation: jax.Array     # int32[]: generations finished
   history: History
 
 
-def _sgd_with_injected(cfg: dict):
+def _sgd_with_injected(t):
   """SGD whose learning rate and momentum live in the optimizer state (per member)."""
-  t = cfg["train"]
-
   def make(learning_rate, momentum):
-    sgd = optax.sgd(learning_rate, momentum=momentum, nesterov=t["nesterov"])
-    if t["weight_decay"]:
-      return optax.chain(optax.add_decayed_weights(t["weight_decay"]), sgd)
+    sgd = optax.sgd(learning_rate, momentum=momentum, nesterov=t.nesterov)
+    if t.weight_decay:
+      return optax.chain(optax.add_decayed_weights(t.weight_decay), sgd)
     return sgd
-  return optax.inject_hyperparams(make)(learning_rate=float(t["learning_rate"]),
-                                        momentum=float(t["momentum"]))
+  return optax.inject_hyperparams(make)(learning_rate=float(t.learning_rate),
+                                        momentum=float(t.momentum))
 
 
-class EPBT:
-  """One EPBT / PBT / plain population run (see the module docstring).
+_TRAINERS: dict = {}   # runs in one process (the comparison's) share compiled programs
+_MAX_TRAINERS = 4
 
-  Args:
-    config: a ConfigDict/mapping with the keys of :func:`default_config`.
-    trainers: optional cache ``{key: Trainer}`` shared by runs in one process, so runs
-      with the same model, data and training reuse compiled programs.
+
+def build_trainer(config: Config, problem: driver.Problem) -> Trainer:
+  """The members' trainer: the search's loss, ``generations × steps_per_generation``
+  steps, SGD with per-member learning rate and momentum when they are searched.
 
   Raises:
-    ValueError: for a bad config or model options (before any training);
+    ValueError: naming ``config.model.options`` when the model cannot be built.
+  """
+  s = config.search
+  key = workdir_lib.dumps({"dataset": config.dataset, "model": config.model,
+                           "train": config.train, "steps": config.total_steps,
+                           "loss": s.loss, "reduction": s.class_reduction,
+                           "injected": s.searches_sgd})
+  if key in _TRAINERS:
+    return _TRAINERS[key]
+  loss_fn = (taylorglo_loss_fn(s.class_reduction) if s.loss == "taylorglo"
+             else cross_entropy_loss_fn)
+  try:
+    trainer = Trainer(problem.model, problem.dataset, loss_fn, problem.train_config,
+                      custom_optimizer=_sgd_with_injected(config.train)
+                      if s.searches_sgd else None)
+    jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+  except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
+    raise driver._model_error(config.model, e) from None  # noqa: SLF001 (one rule)
+  if len(_TRAINERS) >= _MAX_TRAINERS:
+    _TRAINERS.pop(next(iter(_TRAINERS)))
+  _TRAINERS[key] = trainer
+  return trainer
+
+
+class EPBT(driver.Search):
+  """One EPBT / PBT / plain population run on the shared driver (module docstring).
+
+  Args:
+    config: the typed :class:`~glojax.search.epbt_config.Config`.
+
+  Raises:
+    ValueError: for bad model options or a batch larger than the train split;
     FileNotFoundError: if the dataset is not available.
   """
+  name = "epbt"
+  config_class = Config
+  resumable_keys = ("final",)
+  write_plots = True   # fitness.png, lineage.png (the comparison's runs skip them)
 
-  def __init__(self, config, trainers: Optional[dict] = None):
-    self.cfg = cfg = validate_config(config)
-    s = cfg["search"]
-    self.p = s["population_size"]
-    self.generations = s["generations"]
-    self.steps = s["steps_per_generation"]
-    self.space = make_space(cfg)
+  def __init__(self, config: Config):
+    super().__init__(config)
+    self.problem = dataclasses.replace(
+        self.problem, train_config=config.train.train_config(config.total_steps))
+    s = config.search
+    self.p, self.generations, self.steps = (s.population_size, s.generations,
+                                            s.steps_per_generation)
+    self.space = make_space(s)
     self.theta_cols = np.asarray(self.space.columns("theta"), np.int32)
-    self.ops = (EPBTOperators(elites=int(s["elite_fraction"] * self.p),
-                              tournament_size=s["tournament_size"],
-                              mutation_rate=float(s["mutation_rate"]),
-                              sigma=float(s["sigma"]), reset_rate=float(s["reset_rate"]),
-                              crossover_rate=float(s["crossover_rate"]))
-                if s["method"] == "epbt" else
-                PBTOperators(truncation=float(s["truncation"]),
-                             perturb_factors=tuple(map(float, s["perturb_factors"])),
-                             resample_rate=float(s["resample_rate"])))
-    injected = bool({"learning_rate", "momentum"} & set(s["hparams"]))
-    key = config_lib.to_plain({k: cfg[k] for k in ("dataset", "model", "train")})
-    key = repr((key, s["generations"] * self.steps, s["loss"], s["class_reduction"],
-                injected))
-    trainers = {} if trainers is None else trainers
-    if key not in trainers:
-      trainers[key] = _build_trainer(cfg, s["generations"] * self.steps, injected)
-    self.trainer = trainers[key]
+    self.ops = (EPBTOperators(elites=int(s.elite_fraction * self.p),
+                              tournament_size=s.tournament_size,
+                              mutation_rate=float(s.mutation_rate), sigma=float(s.sigma),
+                              reset_rate=float(s.reset_rate),
+                              crossover_rate=float(s.crossover_rate))
+                if s.method == "epbt" else
+                PBTOperators(truncation=float(s.truncation),
+                             perturb_factors=tuple(map(float, s.perturb_factors)),
+                             resample_rate=float(s.resample_rate)))
+    self.trainer = build_trainer(config, self.problem)
 
-  # ---- the three parts of a search -------------------------------------------------
+  # ---- the algorithm -----------------------------------------------------------------
 
   def init(self, key: jax.Array) -> EPBTState:
     """``p`` fresh networks; hyperparameters uniform in their initial ranges.
 
     Args:
       key: PRNG key of the run (members' weights use ``split(fold_in(key, 0), p)``, so
-        runs of different methods with the same key start from the same networks).
+        runs of different methods with the same seed start from the same networks).
     """
     p, g, d = self.p, self.generations, self.space.size
-    k_init = jax.random.fold_in(key, 0)
-    k_h = jax.random.fold_in(key, 1)
-    train = init_population(self.trainer, jax.random.split(k_init, p))
-    hparams = sample_hparams(k_h, self.space, p)
+    train = init_population(self.trainer,
+                            jax.random.split(jax.random.fold_in(key, _PURPOSE_WEIGHTS), p))
+    hparams = sample_hparams(jax.random.fold_in(key, _PURPOSE_HPARAMS), self.space, p)
     train = with_optimizer_hparams(train, hparams, self.space)
     pop = Population(
         train=train, hparams=hparams, fitness=jnp.zeros(p, jnp.float32),
@@ -351,11 +188,17 @@ class EPBT:
         test_accuracy=jnp.zeros((g, p), jnp.float32), finite=jnp.zeros((g, p), bool))
     return EPBTState(pop, jnp.asarray(0, jnp.int32), history)
 
+  def abstract_state(self):
+    return workdir_lib.spec_of(jax.eval_shape(self.init, jax.random.PRNGKey(0)))
+
+  def done(self, state: EPBTState) -> bool:
+    return int(state.generation) >= self.generations
+
   def select(self, pop: Population, key: jax.Array) -> tuple[Population, dict]:
     """This run's exploit/explore on an evaluated population (identity for ``none``)."""
     if isinstance(self.ops, EPBTOperators):
       return next_generation(pop, key, self.space, self.ops)
-    if self.cfg["search"]["method"] == "pbt":
+    if self.config.search.method == "pbt":
       return pbt_exploit_explore(pop, key, self.space, self.ops)
     # Independent training: every member continues as itself.
     return pop._replace(parent_id=pop.member_id), {"is_child": jnp.zeros(self.p, bool)}
@@ -367,28 +210,22 @@ class EPBT:
       ``(state, record)``; the record is JSON-able: per member ``fitness`` (validation
       accuracy, 0 if failed), ``test_accuracy``, ``member_id``, ``parent_id``,
       ``hparams``; the best member's ids and accuracies; timings in seconds.
-
-    Raises:
-      ValueError: if every generation is already done.
     """
     g = int(state.generation)
-    if g >= self.generations:
-      raise ValueError(f"all {self.generations} generations are done")
+    s = self.config.search
     t0 = time.perf_counter()
     pop, children = state.population, 0
     if g > 0:
-      pop, info = self.select(pop, key)
+      pop, info = self.select(pop, jax.random.fold_in(key, _PURPOSE_SELECT))
       pop = jax.block_until_ready(pop)
       children = int(np.sum(np.asarray(info["is_child"])))
     t1 = time.perf_counter()
-    s = self.cfg["search"]
-    loss_params = pop.hparams[:, self.theta_cols]
-    train = train_population_from(self.trainer, pop.train, loss_params, self.steps,
-                                  strategy=s["strategy"], model_name=self.cfg["model"]["name"])
-    train = jax.block_until_ready(train)
+    train = jax.block_until_ready(train_population_from(
+        self.trainer, pop.train, pop.hparams[:, self.theta_cols], self.steps,
+        strategy=s.strategy, model_name=self.config.model.name))
     t2 = time.perf_counter()
-    val = evaluate_states(self.trainer, train, "validation", strategy=s["strategy"])
-    test = evaluate_states(self.trainer, train, "test", strategy=s["strategy"])
+    val = evaluate_states(self.trainer, train, "validation", strategy=s.strategy)
+    test = evaluate_states(self.trainer, train, "test", strategy=s.strategy)
     t3 = time.perf_counter()
     finite = val["finite"] & test["finite"]
     fitness = np.where(finite, val["accuracy"], 0.0).astype(np.float32)
@@ -416,95 +253,89 @@ class EPBT:
         "hparams": np.asarray(pop.hparams).tolist(),
         "children": children, "failed": int(np.sum(~finite)),
         "select_time_s": t1 - t0, "train_time_s": t2 - t1, "eval_time_s": t3 - t2,
+        "wall_time_s": time.perf_counter() - t0,
     }
     return EPBTState(pop, jnp.asarray(g + 1, jnp.int32), history), record
 
-  def finalize(self, state: EPBTState) -> dict:
-    """The best member of the final population and its ancestry.
+  # ---- what the driver prints -----------------------------------------------------------
+
+  def describe(self, workdir: str) -> str:
+    s = self.config.search
+    return (f"{s.method.upper()} ({s.loss}, searching {list(s.hparams) or 'nothing'}): "
+            f"{self.problem.dataset.describe()}; model {self.config.model.name}; "
+            f"population {self.p}, {self.generations} generations × {self.steps} steps; "
+            f"workdir {workdir}")
+
+  def progress(self, state: EPBTState, record: dict) -> str:
+    r = record
+    return (f"gen {r['generation'] + 1:3d}/{self.generations}  val best {r['best']:.4f} "
+            f"mean {r['mean']:.4f}  test(best) {r['best_test_accuracy']:.4f}  "
+            f"children {r['children']:2d}  failed {r['failed']}  "
+            f"select {1000 * r['select_time_s']:.0f} ms  "
+            f"train {r['train_time_s']:.1f}s  {r['wall_time_s']:.1f}s")
+
+  def resume_message(self, state: EPBTState) -> str:
+    return f"resuming after generation {int(state.generation)}"
+
+  # ---- the end ---------------------------------------------------------------------------
+
+  def finalize(self, state: EPBTState, workdir: str, log: driver.Log) -> dict:
+    """``results.json``, ``fitness.png``, ``lineage.png``, then (``final.enabled``) the
+    comparison with the baselines (:func:`glojax.search.epbt_final.compare`).
 
     Returns:
-      JSON-able dict: ``method``, ``generations`` done, ``steps_per_member``,
-      ``best_validation_accuracy``, ``best_test_accuracy`` (the test accuracy of the
-      member with the best validation accuracy), ``mean_test_accuracy``,
-      ``best_member_id``, ``best_hparams`` (name → value), ``best_spec`` (the final
-      TaylorGLO loss, if θ is searched), ``ancestry`` (the best member's lineage,
-      oldest first, members unchanged by elitism listed once), ``failed``.
+      :func:`glojax.search.epbt_final.results` plus ``"final"`` (the comparison or
+      None).
     """
-    g = int(state.generation)
-    if g == 0:
-      raise ValueError("finalize: no generation has run")
-    pop = state.population
-    best = int(np.argmax(np.asarray(selection_score(pop))))
-    h = jax.tree_util.tree_map(lambda a: np.asarray(a)[:g], state.history)
-    chain = lineage.ancestry(h.member_id, h.parent_id, best)
-    names = list(self.space.names)
-    ancestry = [{"generation": gen, "member_id": int(h.member_id[gen, slot]),
-                 "hparams": h.hparams[gen, slot].tolist(),
-                 "fitness": float(h.fitness[gen, slot]),
-                 "test_accuracy": float(h.test_accuracy[gen, slot])}
-                for gen, slot in lineage.drop_repeats(chain, h.member_id)]
-    out = {
-        "method": self.cfg["search"]["method"], "loss": self.cfg["search"]["loss"],
-        "generations": g, "steps_per_member": g * self.steps,
-        "best_validation_accuracy": float(pop.fitness[best]),
-        "best_test_accuracy": float(pop.test_accuracy[best]),
-        "mean_test_accuracy": float(np.mean(np.asarray(pop.test_accuracy))),
-        "best_member_id": int(pop.member_id[best]),
-        "best_hparams": dict(zip(names, np.asarray(pop.hparams[best]).tolist())),
-        "best_spec": None, "hparam_names": names, "ancestry": ancestry,
-        "failed": int(np.sum(~np.asarray(pop.finite))),
-    }
-    if self.theta_cols.size:
-      out["best_spec"] = losses.taylorglo_spec(np.asarray(pop.hparams[best])[self.theta_cols])
-    return out
+    results = epbt_final.results(self, state)
+    workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
+    if self.write_plots:
+      epbt_final.plots(self, workdir, results, log)
+    log(f"best member {results['best_member_id']}: validation "
+        f"{results['best_validation_accuracy']:.4f}, test "
+        f"{results['best_test_accuracy']:.4f}"
+        + (f"; final loss {results['best_spec']}" if results["best_spec"] else ""))
+    results["final"] = (epbt_final.compare(ComparisonRun, self.config, workdir, results,
+                                           log=log)
+                        if self.config.final.enabled else None)
+    return results
 
-  def loss_params_of(self, hparams) -> Any:
+  def loss_params_of(self, hparams) -> np.ndarray | None:
     """The TaylorGLO θ (``float32[8]``) in a row of hyperparameters (None if not searched)."""
     return np.asarray(hparams)[self.theta_cols] if self.theta_cols.size else None
 
 
-def _build_trainer(cfg: dict, steps: int, injected: bool) -> Trainer:
-  """Loads data, builds the model and the trainer of ``steps`` steps; the model is
-  initialized abstractly (no FLOPs), so bad model options fail up front.
+class ComparisonRun(EPBT):
+  """A run of the comparison with the baselines (``final/<method>/seed_<s>``): EPBT
+  without its plots (the comparison draws them all in ``accuracy.png``)."""
+  write_plots = False
+
+
+def default_config():
+  """Every key an EPBT config may set, with its default (a locked ConfigDict)."""
+  return EPBT.default_config()
+
+
+def run(config, workdir: str, *, log: driver.Log = print, on_step=None) -> dict:
+  """Runs (or resumes) an EPBT search in ``workdir`` on the shared driver, then its
+  comparison with the baselines (``final.enabled``).
+
+  Args:
+    config: a ConfigDict/mapping with the keys of :func:`default_config`.
+    workdir: the run's folder; rerunning on it resumes.
+    log: progress printer (one line per generation).
+    on_step: optional callback ``(state, record)`` after each generation's checkpoint.
+
+  Returns:
+    :func:`glojax.search.epbt_final.results`'s dict plus ``"final"`` (the comparison,
+    or None).
 
   Raises:
-    ValueError: naming ``config.model.options`` when the model cannot be built, or a
-      batch larger than the train split; FileNotFoundError if the dataset is missing.
+    ValueError: for a bad config, or a workdir holding a different run or a damaged
+      checkpoint; FileNotFoundError: if the dataset is not available.
+
+  Files written: the driver's (``config.json``, ``log.jsonl``, ``checkpoint.npz``),
+  ``results.json``, ``fitness.png``, ``lineage.png``; with the comparison
+  ``final.json``, ``accuracy.png`` and ``final/<method>/seed_<s>/``.
   """
-  from glojax import data as data_lib
-  from glojax import models as models_lib
-  s, d, m = cfg["search"], cfg["dataset"], cfg["model"]
-  dataset = data_lib.load(d["name"], seed=d["seed"], **d.get("options", {}))
-  tcfg = TrainConfig(steps=steps, **{k: cfg["train"][k] for k in _TRAIN_FIELDS})
-  if tcfg.batch_size > len(dataset.train):
-    raise ValueError(f"config.train.batch_size={tcfg.batch_size} is larger than the "
-                     f"train split of {dataset.name} ({len(dataset.train)} examples)")
-  loss_fn = (taylorglo_loss_fn(s["class_reduction"]) if s["loss"] == "taylorglo"
-             else cross_entropy_loss_fn)
-  try:
-    model = models_lib.get(m["name"], num_classes=dataset.num_classes, **m["options"])
-    trainer = Trainer(model, dataset, loss_fn, tcfg,
-                      custom_optimizer=_sgd_with_injected(cfg) if injected else None)
-    jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
-  except Exception as e:  # flax/JAX raise TypeError/ValueError/... for bad fields
-    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise ValueError(f"config.model.options={m['options']!r} cannot build model "
-                     f"{m['name']!r}: {first_line}") from None
-  return trainer
-
-
-def _generation_key(seed: int, generation: int, purpose: int) -> jax.Array:
-  """The key of ``purpose`` in ``generation``: a pure function of the seed (so a resumed
-  run draws exactly what the uninterrupted run would have drawn)."""
-  key = jax.random.fold_in(jax.random.PRNGKey(seed), generation)
-  return jax.random.fold_in(key, purpose)
-
-
-def step_key(seed: int, generation: int) -> jax.Array:
-  """The key of generation ``generation``'s step (a pure function of seed, generation)."""
-  return _generation_key(seed, generation, _PURPOSE_STEP)
-
-
-def init_key(seed: int) -> jax.Array:
-  """The key of :meth:`EPBT.init` for ``seed``."""
-  return _generation_key(seed, 0, _PURPOSE_INIT)
+  return driver.run(EPBT, config, workdir, log=log, on_step=on_step)

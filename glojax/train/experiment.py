@@ -36,6 +36,7 @@ import numpy as np
 from glojax import config as config_lib
 from glojax import data as data_lib
 from glojax import models as models_lib
+from glojax import progress as progress_lib
 from glojax import summary
 from glojax import workdir as workdir_lib
 from glojax.analysis import stats
@@ -192,11 +193,18 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
   cfg = config_lib.with_defaults(config, default_config())
   typed = ExperimentConfig.from_dict(cfg)
   if typed.distributed:
-    jax.distributed.initialize()
+    parallel.initialize_distributed()  # a no-op if the binary's --distributed did it
   d = typed.dataset
   dataset = data_lib.load(d.name, seed=d.seed, **d.options)
   mesh = parallel.make_mesh(typed.num_devices or None)
   built = _build(typed, dataset, mesh)
+  # Several processes (jax.distributed): only process 0 writes the workdir.
+  with workdir_lib.for_process(workdir) as workdir:
+    return _run(typed, cfg, dataset, mesh, built, workdir, log)
+
+
+def _run(typed: ExperimentConfig, cfg: dict, dataset, mesh, built: dict, workdir: str,
+         log: Callable[[str], None]) -> dict:
   workdir_lib.prepare(workdir, cfg, defaults=default_config(),
                       resumable_keys=RESUMABLE_KEYS, run_files=(RUNS_FILE,))
   runs_path = os.path.join(workdir, RUNS_FILE)
@@ -206,7 +214,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> dict:
     runs = [r for r in done if r["loss"] == spec][:typed.repeats]
     log(f"{spec}: {typed.model.name} on {dataset.describe()}; {typed.train.steps} steps, "
         f"{mesh.devices.size} device(s); {len(runs)} of {typed.repeats} runs done")
-    for r in range(len(runs), typed.repeats):
+    todo = range(len(runs), typed.repeats)
+    for r in progress_lib.iterate(todo, len(todo), desc=f"{spec}: runs"):
       row = _train_run(typed, dp, loss_params, spec, r)
       runs.append(row)
       workdir_lib.append_jsonl(runs_path, row)

@@ -13,10 +13,14 @@ Two ways to use several devices:
   its candidate axis sharded over a ``("pop",)`` mesh; candidates are independent, so
   no communication is needed. K is padded to a multiple of the device count.
 
-The same code runs on 1 device, N devices and several hosts: on a multi-host system
-call ``jax.distributed.initialize()`` first (``experiments/train.py --config.distributed``)
-and every process loads the same dataset with the same seed; ``jax.devices()`` then spans
-all hosts. (Multi-host has not been tested here: no such system was available.)
+The same code runs on 1 device, N devices and several processes (hosts): call
+:func:`initialize_distributed` first (the binaries' ``--distributed`` flag; BUILD.md,
+"Several processes") and run the same program with the same config and seed in every
+process. ``jax.devices()`` then spans all processes, the candidate axis is split over
+all of them, every process derives the same keys and gets the whole fitness vector back
+(:func:`glojax.train.population.to_host`). Tested with 2 CPU processes on one machine
+(tests/train/test_multiprocess.py); data-parallel training across processes is not
+tested (no multi-host system was available).
 """
 
 from __future__ import annotations
@@ -48,6 +52,32 @@ def make_mesh(num_devices: Optional[int] = None, axis_name: str = "data") -> Mes
     raise ValueError(f"num_devices={num_devices} but {len(devices)} device(s) available")
   return jax.make_mesh((n,), (axis_name,), axis_types=(AxisType.Auto,),
                        devices=devices[:n])
+
+
+def initialize_distributed(coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+  """Joins this process to a multi-process JAX job (``jax.distributed.initialize``).
+
+  Call it once per process, before any other JAX call. With no arguments JAX detects
+  the cluster (SLURM, Open MPI, Cloud TPU pod slices); on other systems give all three
+  (e.g. ``"10.0.0.1:1234"``, 2, 0 and 1 for two processes). On CPU the cross-process
+  collectives use gloo (XLA's CPU backend has none by default). A second call is a
+  no-op, so a binary's flag and a config key may both ask for it.
+
+  Raises:
+    ValueError: if only some of the three arguments are given.
+  """
+  given = [v is not None for v in (coordinator_address, num_processes, process_id)]
+  if any(given) and not all(given):
+    raise ValueError(f"give all of coordinator_address, num_processes and process_id or "
+                     f"none of them (cluster auto-detection); got coordinator_address="
+                     f"{coordinator_address!r}, num_processes={num_processes!r}, "
+                     f"process_id={process_id!r}")
+  if jax.distributed.is_initialized():
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def _global_array(x, sharding: NamedSharding):
@@ -201,9 +231,24 @@ def run_population_sharded(programs, loss_params: Any, keys: jax.Array, split: s
     mesh: 1-D mesh (default: all devices, axis ``"pop"``).
 
   Returns:
-    The per-candidate metrics dict of ``[K]`` arrays (padding removed).
+    The per-candidate metrics dict of ``[K]`` NumPy arrays (padding removed), the same
+    whole vectors in every process.
+
+  Raises:
+    ValueError: with several processes, if they were given different keys or loss
+      parameters (e.g. different seeds): their candidates would silently disagree.
   """
   mesh = mesh if mesh is not None else make_mesh(axis_name="pop")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    try:  # one small collective; every process must pass the same population
+      multihost_utils.assert_equal(
+          (np.asarray(keys), jax.tree_util.tree_map(np.asarray, loss_params)),
+          "population differs")
+    except AssertionError:
+      raise ValueError(f"the {jax.process_count()} processes got different candidate "
+                       f"keys or loss parameters; run every process with the same "
+                       f"config and seed") from None
   n = mesh.devices.size
   k = keys.shape[0]
   pad = (-k) % n

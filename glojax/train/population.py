@@ -13,7 +13,8 @@ candidate whose training produced NaN/inf). Strategies (measured in BENCHMARKS.m
 * ``"auto"`` — ``vmap`` on accelerators; ``unroll`` on CPU, where vmap turns
   convolutions into slow grouped convolutions and falls off with K for dense models
   (BENCHMARKS.md has the measurements behind this rule);
-* ``"sharded"`` — the ``vmap`` program with the candidate axis split over all devices
+* ``"sharded"`` — the ``vmap`` program with the candidate axis split over all devices,
+  also those of other processes under ``jax.distributed``
   (:func:`glojax.train.parallel.run_population_sharded`).
 
 Candidates are independent inside the vmapped program, so a NaN in one cannot change
@@ -142,10 +143,23 @@ class Programs:
       finite_logits = finite_logits & out["finite_logits"]
     finite = state.finite & self.params_finite(state.params) & finite_logits
     # np.array copies: views of device buffers are read-only, and retries write rows.
-    return {"accuracy": np.array(correct, np.float32) / n_examples,
-            "loss": np.array(ce_sum, np.float32) / n_examples,
-            "train_loss": np.array(state.last_loss, np.float32),
-            "finite": np.array(finite, bool)}
+    return {"accuracy": to_host(correct, np.float32) / n_examples,
+            "loss": to_host(ce_sum, np.float32) / n_examples,
+            "train_loss": to_host(state.last_loss, np.float32),
+            "finite": to_host(finite, bool)}
+
+
+def to_host(x, dtype) -> np.ndarray:
+  """A writable NumPy copy of ``x``, also of a global array spread over processes.
+
+  With several processes (``jax.distributed``) a candidate-sharded result lives partly
+  on other hosts' devices; ``process_allgather`` gathers it so that every process gets
+  the whole ``[K]`` vector (a collective: every process must call it).
+  """
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils
+    x = multihost_utils.process_allgather(x, tiled=True)
+  return np.array(x, dtype)
 
 
 # The program cache: (trainer, mode) -> Programs, least recently used first. Trainers

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glojax import progress as progress_lib
 from glojax.analysis.stats import welch_ttest
 from glojax.train.population import evaluate_population
 from glojax.train.trainer import Trainer
@@ -45,14 +46,15 @@ class LossUnderTest:
 
 
 def _progress_printer(name: str, log: Callable[[str], None]):
-  """A progress callback that logs about every 10 % of a long training."""
+  """A progress callback: a bar with ETA on a terminal (:mod:`glojax.progress`), else a
+  log line about every 10 % of a long training."""
   last = [0]
 
   def progress(done: int, total: int) -> None:
     if total >= 5000 and (done - last[0] >= total // 10 or done == total):
       last[0] = done
       log(f"  {name}: step {done}/{total}")
-  return progress
+  return progress_lib.step_callback(f"final protocol: {name}", fallback=progress)
 
 
 DEFAULT_RETRIES = 2

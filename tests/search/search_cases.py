@@ -135,6 +135,29 @@ def nan_nlfs():
   return c
 
 
+def tiny_epbt():
+  c = search_lib.get("epbt").default_config()
+  c.model.options = {"hidden": (8,)}
+  c.train.batch_size = 32
+  c.train.learning_rate = 0.1
+  c.train.steps_per_call = 2
+  c.search.population_size = 4
+  c.search.generations = 3
+  c.search.steps_per_generation = 4
+  c.search.strategy = "vmap"
+  c.final.enabled = False   # the comparison with the baselines: tests/search/test_epbt.py
+  return c
+
+
+def nan_epbt():
+  c = tiny_epbt()
+  c.search.theta_bound = c.search.theta_init = 1e30   # θ overflows the loss: NaN training
+  # One generation (no selection to compile for this θ space) of tiny_epbt's 12 steps
+  # in all: its compiled training and evaluation programs are reused.
+  c.search.generations, c.search.steps_per_generation = 1, 12
+  return c
+
+
 def accuracy_fitness(fitness) -> bool:
   """Classification searches: every fitness is an accuracy, 0 for failed candidates."""
   f = np.asarray(fitness, np.float64)
@@ -170,6 +193,7 @@ CASES = {
     "glo": Case("glo", tiny_glo, "search.simplify_max_size", nan_glo),
     "gan": Case("gan", tiny_gan, "search.mutation_scale", nan_gan, gan_fitness),
     "nlfs": Case("nlfs", tiny_nlfs, "search.nan_retries", nan_nlfs),
+    "epbt": Case("epbt", tiny_epbt, "search.sigma", nan_epbt),
 }
 
 
@@ -188,7 +212,8 @@ def files(wd):
 
 
 def without_wall_time(obj):
-  wall = {"wall_time_s", "train_seconds", "candidates_per_s"}
+  wall = {"wall_time_s", "train_seconds", "candidates_per_s", "select_time_s",
+          "train_time_s", "eval_time_s"}
   if isinstance(obj, dict):
     return {k: without_wall_time(v) for k, v in obj.items() if k not in wall}
   if isinstance(obj, list):
