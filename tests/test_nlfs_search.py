@@ -20,6 +20,7 @@ from glojax import losses  # noqa: E402
 from glojax.expr import graph as G  # noqa: E402
 from glojax.expr import integrity as I  # noqa: E402
 from glojax.search import driver, nlfs, nlfs_elimination  # noqa: E402
+from glojax.train import population  # noqa: E402
 from glojax.train.population import evaluate_population  # noqa: E402
 
 
@@ -47,28 +48,27 @@ def test_a_batch_of_graphs_trains_as_one_program_equal_to_each_alone():
   assert len(set(together.fitness.tolist())) > 1      # the graphs differ
 
 
-def test_search_steps_never_recompile_and_every_failure_is_counted(tmp_path, monkeypatch):
-  """One run: traces stop after the first evolution step; every slot is accounted for;
-  every member passes the integrity check with its stored phenotype."""
-  calls = []
-  original = nlfs.graph_loss_fn
+def _compiled_programs() -> int:
+  """Compiled executables held by the population trainer's program cache."""
+  total = len(population._PROGRAMS)
+  for progs in population._PROGRAMS.values():
+    fns = [progs.init, progs.train_all, progs.eval_batch, progs.params_finite,
+           *progs._chunks.values()]
+    total += sum(f._cache_size() for f in fns)
+  return total
 
-  def counting_loss_fn():
-    inner = original()
 
-    def loss_fn(program, logits, labels):
-      calls.append(1)          # runs once per trace of a training step
-      return inner(program, logits, labels)
-    return loss_fn
-
-  monkeypatch.setattr(nlfs, "graph_loss_fn", counting_loss_fn)
-  monkeypatch.setattr(driver, "_TRAINERS", {})    # fresh trainers see the counting loss
+def test_search_steps_never_recompile_and_every_failure_is_counted(tmp_path):
+  """One run: nothing compiles after the first evolution step; every slot is accounted
+  for; every member passes the integrity check with its stored phenotype."""
   config = tiny_config(steps=4, max_mutation_attempts=3)
   counts, states = [], []
   nlfs.run(config, str(tmp_path), log=lambda m: None,
-           on_step=lambda state, r: (counts.append(len(calls)), states.append(state)))
+           on_step=lambda state, r: (counts.append(_compiled_programs()),
+                                     states.append(state)))
   records = read_log(str(tmp_path))
   first_evolution = [r["phase"] for r in records].index("evolve")
+  assert counts[first_evolution] > 0        # the counter sees the search's programs
   assert counts[first_evolution:] == [counts[first_evolution]] * (len(counts) -
                                                                   first_evolution)
   state = states[-1]
