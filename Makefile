@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/quickstart
 PYTEST_ARGS ?=
+# pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs the tests in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install quickstart test clean-venv
 
@@ -20,7 +22,7 @@ quickstart: install
 	$(PY) experiments/taylorglo.py --config=experiments/configs/quickstart.py --workdir=$(WORKDIR)
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
